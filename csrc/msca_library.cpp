@@ -1,0 +1,46 @@
+// The msca_fast operator library: op schemas and the Python module stub.
+//
+// Kernels register their implementations for these schemas in their own files
+// (TORCH_LIBRARY_IMPL per dispatch key). The Python side (msca_fast/backends) adds
+// register_fake and register_autograd.
+
+#include <Python.h>
+#include <torch/library.h>
+
+extern "C" {
+// `import msca_fast._C` only has to load this shared library so that the
+// TORCH_LIBRARY blocks below run; the module itself is empty.
+PyObject* PyInit__C(void) {
+  static struct PyModuleDef module_def = {
+      PyModuleDef_HEAD_INIT, "_C", "msca_fast operator library", -1, nullptr};
+  return PyModule_Create(&module_def);
+}
+}
+
+namespace msca_fast {
+
+bool built_with_cuda() {
+#ifdef MSCA_FAST_WITH_CUDA
+  return true;
+#else
+  return false;
+#endif
+}
+
+TORCH_LIBRARY(msca_fast, m) {
+  // Whether this build compiled the CUDA kernels (they can only run where a GPU is).
+  m.def("built_with_cuda() -> bool", &built_with_cuda);
+  // Fused forward: out (B,N,H1,W1), V (B,N,K) fp32, lse (B,K) fp32 of the spatial softmax.
+  // phi (K,N+M2), psi (K,M1), psi_bias (K,) or None, gate (B,K) or None.
+  m.def(
+      "msca_forward(Tensor fx2, Tensor fc2, Tensor fc1, Tensor phi, Tensor psi, "
+      "Tensor? psi_bias, Tensor? gate) -> (Tensor, Tensor, Tensor)");
+  // Two-sweep backward from the saved V and lse: grads of fx2, fc2, fc1, phi, psi,
+  // psi_bias and gate (the last two are zero-size when the input was None).
+  m.def(
+      "msca_backward(Tensor grad_out, Tensor fx2, Tensor fc2, Tensor fc1, Tensor phi, "
+      "Tensor psi, Tensor? psi_bias, Tensor? gate, Tensor v, Tensor lse) -> "
+      "(Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor)");
+}
+
+}  // namespace msca_fast

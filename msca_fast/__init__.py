@@ -1,0 +1,8 @@
+"""msca-fast: masked spatial-channel attention (ECCV 2020) as fast fused kernels.
+
+The drop-in op lives in :mod:`msca_fast.ops`::
+
+    from msca_fast.ops import msca, aggregate, distribute, attention_maps, MSCA
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,12 @@
+"""MSCA backends. Importing this package registers every backend this install can offer."""
+
+from msca_fast.backends.registry import (
+    Backend,
+    backend_reasons,
+    register_backend,
+    registered_backends,
+    select_backend,
+)
+from msca_fast.backends import reference_backend  # noqa: F401  (registers "reference")
+
+__all__ = ["Backend", "backend_reasons", "register_backend", "registered_backends", "select_backend"]

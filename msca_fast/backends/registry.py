@@ -1,0 +1,91 @@
+"""The backend registry: which implementations exist and which one serves a call.
+
+A backend registers itself with a priority (higher is faster, set from what the benchmarks
+show) and a function that says why it cannot serve a given :class:`Problem` (or ``None``
+when it can). ``"auto"`` picks the highest-priority backend that can serve; a request no
+backend can serve, or a named backend that cannot, raises a ``ValueError`` listing every
+backend and its reason, in the manner of xformers' dispatch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from torch import Tensor
+
+from msca_fast.validation import Problem
+
+
+@dataclass(frozen=True)
+class Backend:
+    """One implementation of the op's three entry points.
+
+    msca(fx2, fc2, fc1, phi (K,N+M2), phi_bias, psi (K,M1), psi_bias, gate) -> (B,N,H1,W1)
+    aggregate(fx2, fc2, phi (K,N+M2), phi_bias) -> V (B,N,K)
+    distribute(v, fc1, psi (K,M1), psi_bias, gate) -> (B,N,H1,W1)
+    Arguments arrive validated, weights as matrices.
+    """
+
+    name: str
+    priority: int
+    why_not: Callable[[Problem], str | None]
+    msca: Callable[..., Tensor]
+    aggregate: Callable[..., Tensor]
+    distribute: Callable[..., Tensor]
+    description: str = ""
+
+
+_BACKENDS: dict[str, Backend] = {}
+
+
+def register_backend(backend: Backend) -> None:
+    """Adds (or replaces) a backend under its name; "auto" is reserved."""
+    if backend.name == "auto":
+        raise ValueError('backend name "auto" is reserved for automatic selection')
+    _BACKENDS[backend.name] = backend
+
+
+def registered_backends() -> list[Backend]:
+    """All registered backends, fastest (highest priority) first."""
+    return sorted(_BACKENDS.values(), key=lambda b: -b.priority)
+
+
+def backend_reasons(problem: Problem) -> dict[str, str | None]:
+    """For every backend, why it cannot serve ``problem`` (None where it can)."""
+    return {b.name: b.why_not(problem) for b in registered_backends()}
+
+
+def _reason_lines(problem: Problem) -> str:
+    return "\n".join(
+        f"  {name}: {reason or 'can serve'}" for name, reason in backend_reasons(problem).items()
+    )
+
+
+def _describe(problem: Problem) -> str:
+    return (
+        f"stage={problem.stage}, device={problem.device}, dtype={problem.dtype}, "
+        f"K={problem.num_regions}, requires_grad={problem.requires_grad}"
+    )
+
+
+def select_backend(name: str, problem: Problem) -> Backend:
+    """The backend that will run ``problem``: the named one, or the best one for "auto"."""
+    if not isinstance(name, str):
+        raise TypeError(f"backend: expected a string, got {type(name).__name__}")
+    if name == "auto":
+        for backend in registered_backends():
+            if backend.why_not(problem) is None:
+                return backend
+        raise ValueError(f"backend: no backend can serve ({_describe(problem)}):\n{_reason_lines(problem)}")
+    if name not in _BACKENDS:
+        known = ", ".join(['"auto"'] + [f'"{b.name}"' for b in registered_backends()])
+        raise ValueError(f"backend: unknown backend {name!r}; expected one of {known}")
+    backend = _BACKENDS[name]
+    reason = backend.why_not(problem)
+    if reason is not None:
+        raise ValueError(
+            f"backend: {name!r} cannot serve ({_describe(problem)}): {reason}\n"
+            f"every backend:\n{_reason_lines(problem)}"
+        )
+    return backend
