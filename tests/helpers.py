@@ -1,0 +1,106 @@
+"""Test helpers: random MSCA inputs, a plain-Python loop oracle, error metrics."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+ARG_NAMES = ("fx2", "fc2", "fc1", "phi_weight", "phi_bias", "psi_weight", "psi_bias", "gate")
+
+# Relative RMS error ||a - b|| / ||b|| allowed against the float32 result.
+LOW_PRECISION_TOL = {torch.float16: 5e-3, torch.bfloat16: 3e-2}
+
+
+def make_inputs(B=2, N=3, M2=2, M1=2, K=3, H2=3, W2=4, H1=2, W1=3, dtype=torch.float64, seed=0):
+    """Random MSCA arguments keyed by the public API's argument names."""
+    g = torch.Generator().manual_seed(seed)
+
+    def randn(*shape, scale=1.0):
+        return (torch.randn(*shape, generator=g, dtype=torch.float64) * scale).to(dtype)
+
+    return {
+        "fx2": randn(B, N, H2, W2),
+        "fc2": randn(B, M2, H2, W2),
+        "fc1": randn(B, M1, H1, W1),
+        "phi_weight": randn(K, N + M2, scale=0.7),
+        "phi_bias": randn(K),
+        "psi_weight": randn(K, M1, scale=0.7),
+        "psi_bias": randn(K),
+        "gate": torch.rand(B, K, generator=g, dtype=torch.float64).to(dtype),
+    }
+
+
+def call(fn, inp, **overrides):
+    """fn(*the eight arguments in order), with some replaced."""
+    merged = {**inp, **overrides}
+    return fn(*(merged[name] for name in ARG_NAMES))
+
+
+def rel_rms(actual: torch.Tensor, expected: torch.Tensor) -> float:
+    """||actual - expected|| / ||expected||, computed in float64."""
+    a, e = actual.double(), expected.double()
+    return float((a - e).norm() / e.norm())
+
+
+def _softmax(values):
+    top = max(values)
+    exps = [math.exp(v - top) for v in values]
+    total = sum(exps)
+    return [x / total for x in exps]
+
+
+def loop_msca(fx2, fc2, fc1, phi_weight, phi_bias, psi_weight, psi_bias, gate):
+    """Eq. 4-8 with explicit loops over Python floats.
+
+    Returns (alpha (B,K,H2,W2), v (B,N,K), v_masked (B,N,K), beta (B,K,H1,W1), out (B,N,H1,W1))
+    as float64 tensors.
+    """
+    B, N, H2, W2 = fx2.shape
+    M2, M1, H1, W1 = fc2.shape[1], fc1.shape[1], fc1.shape[2], fc1.shape[3]
+    K = phi_weight.shape[0]
+    P2, P1 = H2 * W2, H1 * W1
+    x = fx2.double().reshape(B, N, P2).tolist()
+    c2 = fc2.double().reshape(B, M2, P2).tolist()
+    c1 = fc1.double().reshape(B, M1, P1).tolist()
+    phi = phi_weight.double().reshape(K, N + M2).tolist()
+    psi = psi_weight.double().reshape(K, M1).tolist()
+    pb = [0.0] * K if phi_bias is None else phi_bias.double().tolist()
+    sb = [0.0] * K if psi_bias is None else psi_bias.double().tolist()
+    gt = [[1.0] * K for _ in range(B)] if gate is None else gate.double().tolist()
+
+    alpha, v, vm, beta, out = [], [], [], [], []
+    for b in range(B):
+        # Eq. 4: softmax over the exemplar pixels, one row per region k.
+        a_b = []
+        for k in range(K):
+            logits = []
+            for p in range(P2):
+                z = [x[b][n][p] for n in range(N)] + [c2[b][m][p] for m in range(M2)]
+                logits.append(sum(phi[k][i] * z[i] for i in range(N + M2)) + pb[k])
+            a_b.append(_softmax(logits))
+        # Eq. 5 and 6.
+        v_b = [[sum(x[b][n][p] * a_b[k][p] for p in range(P2)) for k in range(K)] for n in range(N)]
+        vm_b = [[v_b[n][k] * gt[b][k] for k in range(K)] for n in range(N)]
+        # Eq. 7: softmax over the K regions, at every target pixel.
+        columns = []
+        for p in range(P1):
+            logits = [sum(psi[k][m] * c1[b][m][p] for m in range(M1)) + sb[k] for k in range(K)]
+            columns.append(_softmax(logits))
+        be_b = [[columns[p][k] for p in range(P1)] for k in range(K)]
+        # Eq. 8.
+        o_b = [[sum(vm_b[n][k] * be_b[k][p] for k in range(K)) for p in range(P1)] for n in range(N)]
+        alpha.append(a_b)
+        v.append(v_b)
+        vm.append(vm_b)
+        beta.append(be_b)
+        out.append(o_b)
+
+    t = lambda data, *shape: torch.tensor(data, dtype=torch.float64).reshape(*shape)  # noqa: E731
+    return (
+        t(alpha, B, K, H2, W2),
+        t(v, B, N, K),
+        t(vm, B, N, K),
+        t(beta, B, K, H1, W1),
+        t(out, B, N, H1, W1),
+    )
