@@ -17,7 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from msca_fast import reference
-from msca_fast.backends import select_backend
+from msca_fast.backends import registered_backends, select_backend
 from msca_fast.validation import validate_aggregate, validate_distribute, validate_msca
 
 __all__ = ["msca", "aggregate", "distribute", "attention_maps", "AttentionMaps", "MSCA"]
@@ -129,8 +129,13 @@ class MSCA(nn.Module):
                 raise ValueError(f"{name}: expected a positive int, got {value!r}")
         if mlp_hidden is None:
             mlp_hidden = max(num_regions, (target_label_channels + exemplar_label_channels) // 4)
-        elif not isinstance(mlp_hidden, int) or mlp_hidden < 1:
+        elif not isinstance(mlp_hidden, int) or isinstance(mlp_hidden, bool) or mlp_hidden < 1:
             raise ValueError(f"mlp_hidden: expected a positive int or None, got {mlp_hidden!r}")
+        if not isinstance(masking, bool):
+            raise TypeError(f"masking: expected True or False, got {masking!r}")
+        known = ["auto"] + [b.name for b in registered_backends()]
+        if backend not in known:
+            raise ValueError(f"backend: unknown backend {backend!r}; expected one of {known}")
         self.image_channels = image_channels
         self.exemplar_label_channels = exemplar_label_channels
         self.target_label_channels = target_label_channels
@@ -161,10 +166,16 @@ class MSCA(nn.Module):
             self.psi.bias.to(dtype),
         )
 
-    def _check_features(self, name: str, x: Tensor, channels: int, what: str) -> None:
-        if not isinstance(x, Tensor) or x.dim() != 4 or x.shape[1] != channels:
-            got = f"shape {tuple(x.shape)}" if isinstance(x, Tensor) else type(x).__name__
-            raise ValueError(f"{name}: expected a (B, {channels}, H, W) tensor ({what} of this MSCA), got {got}")
+    def _check_features(self, name: str, x: Tensor, channels: int, what: str, ndim: int = 4) -> None:
+        layout = f"(B, {channels}, H, W)" if ndim == 4 else f"(B, {channels}, K)"
+        if not isinstance(x, Tensor):
+            raise TypeError(f"{name}: expected a {layout} tensor, got {type(x).__name__}")
+        if x.dim() != ndim or x.shape[1] != channels:
+            raise ValueError(f"{name}: expected a {layout} tensor ({what} of this MSCA), got shape {tuple(x.shape)}")
+
+    def _check_exemplar(self, fx2: Tensor, fc2: Tensor) -> None:
+        self._check_features("fx2", fx2, self.image_channels, "image_channels")
+        self._check_features("fc2", fc2, self.exemplar_label_channels, "exemplar_label_channels")
 
     def gate(self, fc1: Tensor, fc2: Tensor) -> Tensor | None:
         """Eq. 6's gating vector mlp([gap(Fc1), gap(Fc2)]) -> (B,K) in (0,1); None without masking."""
@@ -177,19 +188,24 @@ class MSCA(nn.Module):
 
     def aggregate(self, fx2: Tensor, fc2: Tensor) -> Tensor:
         """Eq. 4-5: the exemplar's region features V (B,N,K)."""
+        self._check_exemplar(fx2, fc2)
         phi_w, phi_b, _, _ = self._params(fx2.dtype)
         return aggregate(fx2, fc2, phi_w, phi_b, backend=self.backend)
 
     def distribute(self, v: Tensor, fc1: Tensor, gate: Tensor | None = None) -> Tensor:
         """Eq. 6-8: V (B,N,K) placed on the target layout -> (B,N,H1,W1)."""
+        self._check_features("v", v, self.image_channels, "image_channels", ndim=3)
         _, _, psi_w, psi_b = self._params(v.dtype)
         return distribute(v, fc1, psi_w, psi_b, gate, backend=self.backend)
 
     def attention_maps(self, fx2: Tensor, fc2: Tensor, fc1: Tensor) -> AttentionMaps:
         """alpha (B,K,H2,W2) and beta (B,K,H1,W1) of this module, for visualisation."""
+        self._check_exemplar(fx2, fc2)
+        self._check_features("fc1", fc1, self.target_label_channels, "target_label_channels")
         return attention_maps(fx2, fc2, fc1, *self._params(fx2.dtype))
 
     def forward(self, fx2: Tensor, fc2: Tensor, fc1: Tensor) -> Tensor:
+        self._check_exemplar(fx2, fc2)
         phi_w, phi_b, psi_w, psi_b = self._params(fx2.dtype)
         gate = self.gate(fc1, fc2)
         return msca(fx2, fc2, fc1, phi_w, phi_b, psi_w, psi_b, gate, backend=self.backend)

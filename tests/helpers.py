@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 
 ARG_NAMES = ("fx2", "fc2", "fc1", "phi_weight", "phi_bias", "psi_weight", "psi_bias", "gate")
@@ -39,7 +40,7 @@ def call(fn, inp, **overrides):
 
 def rel_rms(actual: torch.Tensor, expected: torch.Tensor) -> float:
     """||actual - expected|| / ||expected||, computed in float64."""
-    a, e = actual.double(), expected.double()
+    a, e = actual.detach().double(), expected.detach().double()
     return float((a - e).norm() / e.norm())
 
 
@@ -104,3 +105,18 @@ def loop_msca(fx2, fc2, fc1, phi_weight, phi_bias, psi_weight, psi_bias, gate):
         t(beta, B, K, H1, W1),
         t(out, B, N, H1, W1),
     )
+
+
+def backend_params(inp):
+    """One pytest.param per registered backend for msca(**inp), skipped where the backend
+    cannot serve that problem."""
+    from msca_fast.backends import registered_backends
+    from msca_fast.validation import validate_msca
+
+    problem = validate_msca(*(inp[name] for name in ARG_NAMES)).problem
+    params = []
+    for backend in registered_backends():
+        reason = backend.why_not(problem)
+        marks = [pytest.mark.skip(reason=f"{backend.name}: {reason}")] if reason is not None else []
+        params.append(pytest.param(backend.name, marks=marks, id=backend.name))
+    return params

@@ -8,5 +8,6 @@ from msca_fast.backends.registry import (
     select_backend,
 )
 from msca_fast.backends import reference_backend  # noqa: F401  (registers "reference")
+from msca_fast.backends import extension_backend  # noqa: F401  (registers "cpu" and "cuda")
 
 __all__ = ["Backend", "backend_reasons", "register_backend", "registered_backends", "select_backend"]

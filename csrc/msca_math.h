@@ -1,0 +1,234 @@
+// The MSCA math, one source of truth for the CPU and CUDA drivers.
+//
+// Every routine works on a group of L pixels ("lanes") stored with a row stride, so the
+// CPU driver calls them on tiles of many pixels (the inner lane loops vectorise) and the
+// CUDA driver calls them with L = 1, one pixel per thread. Notation as in DESIGN.md:
+//   Z = [Fx2; Fc2] (C2 x P2), S = phi Z (K x P2), P = exp(S - lse) (spatial softmax),
+//   T = psi Fc1 + b (K x P1), beta = softmax over K of T, out = Vt beta.
+// acc_t is float for float/half/bfloat16 inputs and double for double inputs.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+#ifdef __CUDACC__
+#define MSCA_HD __host__ __device__ __forceinline__
+#define MSCA_SIMD
+#define MSCA_SIMD_SUM(var)
+#else
+#define MSCA_HD inline
+#define MSCA_PRAGMA(x) _Pragma(#x)
+#define MSCA_SIMD MSCA_PRAGMA(omp simd)
+#define MSCA_SIMD_SUM(var) MSCA_PRAGMA(omp simd reduction(+ : var))
+#endif
+
+namespace msca_fast {
+namespace math {
+
+template <typename acc_t, typename in_t>
+MSCA_HD acc_t load(const in_t* p) {
+  return static_cast<acc_t>(*p);
+}
+
+template <typename acc_t>
+MSCA_HD acc_t exp_(acc_t x) {
+  return std::exp(x);
+}
+
+template <typename acc_t>
+MSCA_HD acc_t max_(acc_t a, acc_t b) {
+  return a > b ? a : b;
+}
+
+// y[k][l] += sum_c w[k][c] * x[c][l]      (k < K, c < C, l < L)
+// w: K rows of stride ldw; x: C rows of stride ldx; y: K rows of stride ldy.
+// Logits S = phi Z and T = psi Fc1, and the backward's dP = dV^T Fx2, dbeta = Vt^T dOut.
+template <typename in_t, typename acc_t>
+MSCA_HD void project_add(const acc_t* __restrict__ w, int64_t ldw, int K, int C,
+                         const in_t* __restrict__ x, int64_t ldx,
+                         acc_t* __restrict__ y, int64_t ldy, int L) {
+  int c = 0;
+  // Four input rows per sweep: four FMAs per load/store of y.
+  for (; c + 4 <= C; c += 4) {
+    const in_t* x0 = x + (c + 0) * ldx;
+    const in_t* x1 = x + (c + 1) * ldx;
+    const in_t* x2 = x + (c + 2) * ldx;
+    const in_t* x3 = x + (c + 3) * ldx;
+    for (int k = 0; k < K; ++k) {
+      const acc_t w0 = w[k * ldw + c], w1 = w[k * ldw + c + 1];
+      const acc_t w2 = w[k * ldw + c + 2], w3 = w[k * ldw + c + 3];
+      acc_t* yk = y + k * ldy;
+      MSCA_SIMD
+      for (int l = 0; l < L; ++l) {
+        yk[l] += w0 * load<acc_t>(x0 + l) + w1 * load<acc_t>(x1 + l) +
+                 w2 * load<acc_t>(x2 + l) + w3 * load<acc_t>(x3 + l);
+      }
+    }
+  }
+  for (; c < C; ++c) {
+    const in_t* xc = x + c * ldx;
+    for (int k = 0; k < K; ++k) {
+      const acc_t wk = w[k * ldw + c];
+      acc_t* yk = y + k * ldy;
+      MSCA_SIMD
+      for (int l = 0; l < L; ++l) yk[l] += wk * load<acc_t>(xc + l);
+    }
+  }
+}
+
+// row[l] = sum_k a[k] * y[k][l] for one output row r (a = that row's K coefficients).
+// Outputs out = Vt beta, dFc1 = psi^T dT, dZ = phi^T dS and dFx2 = [dV, phi_x^T] [P; dS].
+template <typename acc_t>
+MSCA_HD void expand_row(const acc_t* __restrict__ a, int K, const acc_t* __restrict__ y,
+                        int64_t ldy, acc_t* __restrict__ row, int L) {
+  MSCA_SIMD
+  for (int l = 0; l < L; ++l) row[l] = acc_t(0);
+  int k = 0;
+  for (; k + 4 <= K; k += 4) {
+    const acc_t a0 = a[k], a1 = a[k + 1], a2 = a[k + 2], a3 = a[k + 3];
+    const acc_t* y0 = y + (k + 0) * ldy;
+    const acc_t* y1 = y + (k + 1) * ldy;
+    const acc_t* y2 = y + (k + 2) * ldy;
+    const acc_t* y3 = y + (k + 3) * ldy;
+    MSCA_SIMD
+    for (int l = 0; l < L; ++l) row[l] += a0 * y0[l] + a1 * y1[l] + a2 * y2[l] + a3 * y3[l];
+  }
+  for (; k < K; ++k) {
+    const acc_t ak = a[k];
+    const acc_t* yk = y + k * ldy;
+    MSCA_SIMD
+    for (int l = 0; l < L; ++l) row[l] += ak * yk[l];
+  }
+}
+
+// acc[r][k] += sum_l x[r][l] * y[k][l]     (r < R, k < K): reductions over pixels.
+// V += Fx2 P^T, dVt += dOut beta^T, dpsi^T += Fc1 dT^T, dphi^T += Z dS^T.
+template <typename in_t, typename acc_t>
+MSCA_HD void outer_accumulate(const in_t* __restrict__ x, int64_t ldx, int R,
+                              const acc_t* __restrict__ y, int64_t ldy, int K,
+                              acc_t* __restrict__ acc, int L) {
+  for (int r = 0; r < R; ++r) {
+    const in_t* xr = x + r * ldx;
+    for (int k = 0; k < K; ++k) {
+      const acc_t* yk = y + k * ldy;
+      acc_t s = acc_t(0);
+      MSCA_SIMD_SUM(s)
+      for (int l = 0; l < L; ++l) s += load<acc_t>(xr + l) * yk[l];
+      acc[r * K + k] += s;
+    }
+  }
+}
+
+// Spatial softmax, online over pixel tiles (flash-decoding style), for K rows of L logits.
+// On entry y holds the tile's logits; on exit y = exp(y - m_new). Running max m and sum s
+// are updated; scale[k] = exp(m_old - m_new) is what earlier accumulations must be scaled by.
+template <typename acc_t>
+MSCA_HD void online_softmax_tile(acc_t* __restrict__ y, int64_t ldy, int K, int L,
+                                 acc_t* __restrict__ m, acc_t* __restrict__ s,
+                                 acc_t* __restrict__ scale) {
+  for (int k = 0; k < K; ++k) {
+    acc_t* yk = y + k * ldy;
+    acc_t tile_max = yk[0];
+    for (int l = 1; l < L; ++l) tile_max = max_(tile_max, yk[l]);
+    const acc_t m_new = max_(m[k], tile_max);
+    scale[k] = exp_(m[k] - m_new);  // m[k] = -inf on the first tile: scale 0
+    acc_t sum = acc_t(0);
+    MSCA_SIMD_SUM(sum)
+    for (int l = 0; l < L; ++l) {
+      yk[l] = exp_(yk[l] - m_new);
+      sum += yk[l];
+    }
+    s[k] = s[k] * scale[k] + sum;
+    m[k] = m_new;
+  }
+}
+
+// P = exp(S - lse) for K rows of L logits, in place (the backward's recomputed attention).
+template <typename acc_t>
+MSCA_HD void exp_shift(acc_t* __restrict__ y, int64_t ldy, int K, int L,
+                       const acc_t* __restrict__ lse) {
+  for (int k = 0; k < K; ++k) {
+    acc_t* yk = y + k * ldy;
+    const acc_t shift = lse[k];
+    MSCA_SIMD
+    for (int l = 0; l < L; ++l) yk[l] = exp_(yk[l] - shift);
+  }
+}
+
+// Channel softmax: each of the L columns of y (K x L) becomes softmax over its K entries.
+// colmax and colsum are L-long scratch.
+template <typename acc_t>
+MSCA_HD void softmax_columns(acc_t* __restrict__ y, int64_t ldy, int K, int L,
+                             acc_t* __restrict__ colmax, acc_t* __restrict__ colsum) {
+  MSCA_SIMD
+  for (int l = 0; l < L; ++l) {
+    colmax[l] = y[l];
+    colsum[l] = acc_t(0);
+  }
+  for (int k = 1; k < K; ++k) {
+    MSCA_SIMD
+    for (int l = 0; l < L; ++l) colmax[l] = max_(colmax[l], y[k * ldy + l]);
+  }
+  for (int k = 0; k < K; ++k) {
+    MSCA_SIMD
+    for (int l = 0; l < L; ++l) {
+      y[k * ldy + l] = exp_(y[k * ldy + l] - colmax[l]);
+      colsum[l] += y[k * ldy + l];
+    }
+  }
+  MSCA_SIMD
+  for (int l = 0; l < L; ++l) colsum[l] = acc_t(1) / colsum[l];
+  for (int k = 0; k < K; ++k) {
+    MSCA_SIMD
+    for (int l = 0; l < L; ++l) y[k * ldy + l] *= colsum[l];
+  }
+}
+
+// Backward of the channel softmax, in place: g (K x L) holds dbeta on entry and
+// dT = beta * (dbeta - sum_k beta dbeta) on exit. dot is L-long scratch.
+template <typename acc_t>
+MSCA_HD void softmax_columns_backward(const acc_t* __restrict__ beta, acc_t* __restrict__ g,
+                                      int64_t ld, int K, int L, acc_t* __restrict__ dot) {
+  MSCA_SIMD
+  for (int l = 0; l < L; ++l) dot[l] = acc_t(0);
+  for (int k = 0; k < K; ++k) {
+    MSCA_SIMD
+    for (int l = 0; l < L; ++l) dot[l] += beta[k * ld + l] * g[k * ld + l];
+  }
+  for (int k = 0; k < K; ++k) {
+    MSCA_SIMD
+    for (int l = 0; l < L; ++l) g[k * ld + l] = beta[k * ld + l] * (g[k * ld + l] - dot[l]);
+  }
+}
+
+// Backward of the spatial softmax, in place: g (K x L) holds dP on entry and
+// dS = P * (dP - delta) on exit, delta[k] = sum_n dV[n][k] V[n][k].
+template <typename acc_t>
+MSCA_HD void softmax_rows_backward(const acc_t* __restrict__ p, acc_t* __restrict__ g, int64_t ld,
+                                   int K, int L, const acc_t* __restrict__ delta) {
+  for (int k = 0; k < K; ++k) {
+    const acc_t dk = delta[k];
+    MSCA_SIMD
+    for (int l = 0; l < L; ++l) g[k * ld + l] = p[k * ld + l] * (g[k * ld + l] - dk);
+  }
+}
+
+// Merges the partial spatial softmax states of `chunks` pixel ranges for one row k:
+// m[j], s[j] are chunk j's running max and sum. Writes weight[j] = exp(m[j] - M) / L_total
+// (what chunk j's accumulator is multiplied by) and returns lse = M + log(L_total).
+template <typename acc_t>
+MSCA_HD acc_t combine_partials(const acc_t* m, const acc_t* s, int64_t stride, int chunks,
+                               acc_t* weight) {
+  acc_t big = m[0];
+  for (int j = 1; j < chunks; ++j) big = max_(big, m[j * stride]);
+  acc_t total = acc_t(0);
+  for (int j = 0; j < chunks; ++j) {
+    weight[j] = exp_(m[j * stride] - big);
+    total += s[j * stride] * weight[j];
+  }
+  for (int j = 0; j < chunks; ++j) weight[j] /= total;
+  return big + std::log(total);
+}
+
+}  // namespace math
+}  // namespace msca_fast
