@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "msca_common.h"
+#include "msca_cpu_gemm.h"
 #include "msca_math.h"
 
 namespace msca_fast {
@@ -44,51 +45,219 @@ void for_each_task(int64_t batch, const Chunking& chunks, Fn fn) {
   });
 }
 
+// The tile products: y (rows x kTile scratch) and strided image rows. float takes the
+// register-blocked kernels of msca_cpu_gemm.h, double the shared routines of msca_math.h.
+
+// y[k][l] += sum_c w[k][c] x[c][l]
+template <typename T>
+MSCA_HD void tile_project(const T* w, int64_t ldw, int K, int C, const T* x, int64_t ldx, T* y, int L) {
+  project_add(w, ldw, K, C, x, ldx, y, kTile, L);
+}
+MSCA_HD void tile_project(const float* w, int64_t ldw, int K, int C, const float* x, int64_t ldx, float* y, int L) {
+  cpu::gemm_rows(w, ldw, K, C, x, ldx, y, kTile, L, /*accumulate=*/true);
+}
+
+// dst[r][l] = sum_k a[r][k] y[k][l]
+template <typename T>
+MSCA_HD void tile_expand(const T* a, int64_t lda, int R, int K, const T* y, T* dst, int64_t ldd, int L) {
+  for (int r = 0; r < R; ++r) expand_row(a + r * lda, K, y, kTile, dst + r * ldd, L);
+}
+MSCA_HD void tile_expand(const float* a, int64_t lda, int R, int K, const float* y, float* dst, int64_t ldd, int L) {
+  cpu::gemm_rows(a, lda, R, K, y, kTile, dst, ldd, L, /*accumulate=*/false);
+}
+
+// acc[r][k] += sum_l x[r][l] y[k][l]
+template <typename T>
+MSCA_HD void tile_dots(const T* x, int64_t ldx, int R, const T* y, int K, T* acc, int L) {
+  outer_accumulate(x, ldx, R, y, kTile, K, acc, L);
+}
+MSCA_HD void tile_dots(const float* x, int64_t ldx, int R, const float* y, int K, float* acc, int L) {
+  cpu::gemm_dots(x, ldx, R, y, kTile, K, acc, L);
+}
+
 // Channel attention of one tile: y (K x kTile) = softmax over K of psi Fc1 + b.
 template <typename T>
-void channel_attention_tile(const T* psi, const T* bias, int K, int M1, const T* fc1, int64_t P1,
+MSCA_HD void channel_attention_tile(const T* psi, const T* bias, int K, int M1, const T* fc1, int64_t P1,
                             T* y, T* colmax, T* colsum, int L) {
   for (int k = 0; k < K; ++k) std::fill(y + k * kTile, y + k * kTile + L, bias[k]);
-  project_add(psi, M1, K, M1, fc1, P1, y, kTile, L);
+  tile_project(psi, M1, K, M1, fc1, P1, y, L);
   softmax_columns(y, kTile, K, L, colmax, colsum);
 }
 
 // Spatial logits of one tile: y (K x kTile) = phi [Fx2; Fc2].
 template <typename T>
-void spatial_logits_tile(const T* phi, int K, int N, int M2, const T* fx2, const T* fc2,
+MSCA_HD void spatial_logits_tile(const T* phi, int K, int N, int M2, const T* fx2, const T* fc2,
                          int64_t P2, T* y, int L) {
   for (int k = 0; k < K; ++k) std::fill(y + k * kTile, y + k * kTile + L, T(0));
-  project_add(phi, N + M2, K, N, fx2, P2, y, kTile, L);
-  project_add(phi + N, N + M2, K, M2, fc2, P2, y, kTile, L);
+  tile_project(phi, N + M2, K, N, fx2, P2, y, L);
+  tile_project(phi + N, N + M2, K, M2, fc2, P2, y, L);
 }
+
+// Hot per-task bodies are templates inlined into one non-template function per dtype and
+// instruction set (MSCA_CPU_CLONES): the build targets baseline x86-64, and the loader
+// picks the AVX2/FMA copy on CPUs that have it.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define MSCA_CPU_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define MSCA_CPU_CLONES
+#endif
+#define MSCA_TASK inline __attribute__((always_inline))
+
+// Everything one forward pass reads and writes; partial buffers are per (b, chunk) task.
+template <typename T>
+struct ForwardArgs {
+  Dims d;
+  Chunking ex, tg;  // pixel chunks of the exemplar and of the target
+  const T *fx2, *fc2, *fc1, *phi, *psi, *bias;
+  const T* vt;   // (B,N,K) V o g, for pass 2
+  T* part_m;     // (B, ex.count, K) running max
+  T* part_s;     // (B, ex.count, K) running sum
+  T* part_acc;   // (B, ex.count, N, K) unnormalised V
+  T* out;        // (B,N,P1)
+};
+
+// Pass 1 over one chunk of exemplar pixels: partial (max, sum, accumulator).
+template <typename T>
+MSCA_TASK void forward_pass1_task(const ForwardArgs<T>& a, int64_t b, int64_t j) {
+  const Dims& d = a.d;
+  const int K = d.K, N = d.N, M2 = d.M2;
+  std::vector<T> y(K * kTile), scale(K);
+  const int64_t task = b * a.ex.count + j;
+  T* m = a.part_m + task * K;
+  T* s = a.part_s + task * K;
+  T* acc = a.part_acc + task * N * K;
+  std::fill(m, m + K, -std::numeric_limits<T>::infinity());
+  std::fill(s, s + K, T(0));
+  std::fill(acc, acc + N * K, T(0));
+  const T* x = a.fx2 + b * N * d.P2;
+  const T* c = a.fc2 + b * M2 * d.P2;
+  const int64_t end = std::min(d.P2, (j + 1) * a.ex.size);
+  for (int64_t t0 = j * a.ex.size; t0 < end; t0 += kTile) {
+    const int L = static_cast<int>(std::min(kTile, end - t0));
+    spatial_logits_tile(a.phi, K, N, M2, x + t0, c + t0, d.P2, y.data(), L);
+    online_softmax_tile(y.data(), kTile, K, L, m, s, scale.data());
+    bool rescale = false;
+    for (int k = 0; k < K; ++k) rescale |= scale[k] != T(1);
+    if (rescale) {
+      for (int n = 0; n < N; ++n)
+        for (int k = 0; k < K; ++k) acc[n * K + k] *= scale[k];
+    }
+    tile_dots(x + t0, d.P2, N, y.data(), K, acc, L);
+  }
+}
+
+// Pass 2 over one chunk of target pixels: out = Vt beta.
+template <typename T>
+MSCA_TASK void forward_pass2_task(const ForwardArgs<T>& a, int64_t b, int64_t j) {
+  const Dims& d = a.d;
+  const int K = d.K, N = d.N, M1 = d.M1;
+  std::vector<T> y(K * kTile), colmax(kTile), colsum(kTile);
+  const T* c1 = a.fc1 + b * M1 * d.P1;
+  T* o = a.out + b * N * d.P1;
+  const int64_t end = std::min(d.P1, (j + 1) * a.tg.size);
+  for (int64_t t0 = j * a.tg.size; t0 < end; t0 += kTile) {
+    const int L = static_cast<int>(std::min(kTile, end - t0));
+    channel_attention_tile(a.psi, a.bias, K, M1, c1 + t0, d.P1, y.data(), colmax.data(), colsum.data(), L);
+    tile_expand(a.vt + b * N * K, K, N, K, y.data(), o + t0, d.P1, L);
+  }
+}
+
+// Everything the backward sweeps read and write.
+template <typename T>
+struct BackwardArgs {
+  Dims d;
+  Chunking ex, tg;
+  const T *dout, *fx2, *fc2, *fc1, *phi, *psi, *bias, *lse;
+  const T* vt_t;     // (B,K,N) (V o g)^T
+  const T* psi_t;    // (M1,K)
+  const T* phi_t;    // (N+M2,K)
+  const T* dv_t;     // (B,K,N) dV^T
+  const T* coef_x;   // (B,N,2K) rows [dV[n,:], phi[:,n]]
+  const T* delta;    // (B,K) sum_n dV V
+  T *part_dvt, *part_dpsi, *part_dbias, *part_dphi;  // per-task partial sums
+  T *dfx2, *dfc2, *dfc1;
+};
+
+// Sweep A over one chunk of target pixels: dFc1; partial dVt, dpsi^T, dbias.
+template <typename T>
+MSCA_TASK void backward_sweep_a_task(const BackwardArgs<T>& a, int64_t b, int64_t j) {
+  const Dims& d = a.d;
+  const int K = d.K, N = d.N, M1 = d.M1;
+  std::vector<T> beta(K * kTile), g(K * kTile), colmax(kTile), colsum(kTile);
+  const int64_t task = b * a.tg.count + j;
+  const T* c1 = a.fc1 + b * M1 * d.P1;
+  const T* go = a.dout + b * N * d.P1;
+  T* gc1 = a.dfc1 + b * M1 * d.P1;
+  T* dbias = a.part_dbias + task * K;
+  const int64_t end = std::min(d.P1, (j + 1) * a.tg.size);
+  for (int64_t t0 = j * a.tg.size; t0 < end; t0 += kTile) {
+    const int L = static_cast<int>(std::min(kTile, end - t0));
+    channel_attention_tile(a.psi, a.bias, K, M1, c1 + t0, d.P1, beta.data(), colmax.data(), colsum.data(), L);
+    tile_dots(go + t0, d.P1, N, beta.data(), K, a.part_dvt + task * N * K, L);
+    for (int k = 0; k < K; ++k) std::fill(g.data() + k * kTile, g.data() + k * kTile + L, T(0));
+    tile_project(a.vt_t + b * K * N, N, K, N, go + t0, d.P1, g.data(), L);  // dbeta
+    softmax_columns_backward(beta.data(), g.data(), kTile, K, L, colmax.data());  // dT
+    tile_expand(a.psi_t, K, M1, K, g.data(), gc1 + t0, d.P1, L);
+    tile_dots(c1 + t0, d.P1, M1, g.data(), K, a.part_dpsi + task * M1 * K, L);
+    for (int k = 0; k < K; ++k) {
+      T sum = T(0);
+      for (int l = 0; l < L; ++l) sum += g[k * kTile + l];
+      dbias[k] += sum;
+    }
+  }
+}
+
+// Sweep B over one chunk of exemplar pixels: dFx2, dFc2; partial dphi^T. The tile holds
+// [P; dS] (2K x kTile) so that dFx2 = [dV, phi_x^T] [P; dS] is one expansion per row.
+template <typename T>
+MSCA_TASK void backward_sweep_b_task(const BackwardArgs<T>& a, int64_t b, int64_t j) {
+  const Dims& d = a.d;
+  const int K = d.K, N = d.N, M2 = d.M2;
+  std::vector<T> y(2 * K * kTile);
+  T* p = y.data();
+  T* g = y.data() + K * kTile;
+  T* acc = a.part_dphi + (b * a.ex.count + j) * (N + M2) * K;
+  const T* x = a.fx2 + b * N * d.P2;
+  const T* c = a.fc2 + b * M2 * d.P2;
+  T* gx = a.dfx2 + b * N * d.P2;
+  T* gc = a.dfc2 + b * M2 * d.P2;
+  const int64_t end = std::min(d.P2, (j + 1) * a.ex.size);
+  for (int64_t t0 = j * a.ex.size; t0 < end; t0 += kTile) {
+    const int L = static_cast<int>(std::min(kTile, end - t0));
+    spatial_logits_tile(a.phi, K, N, M2, x + t0, c + t0, d.P2, p, L);
+    exp_shift(p, kTile, K, L, a.lse + b * K);
+    for (int k = 0; k < K; ++k) std::fill(g + k * kTile, g + k * kTile + L, T(0));
+    tile_project(a.dv_t + b * K * N, N, K, N, x + t0, d.P2, g, L);  // dP
+    softmax_rows_backward(p, g, kTile, K, L, a.delta + b * K);            // dS
+    tile_expand(a.coef_x + b * N * 2 * K, 2 * K, N, 2 * K, p, gx + t0, d.P2, L);
+    tile_expand(a.phi_t + N * K, K, M2, K, g, gc + t0, d.P2, L);
+    tile_dots(x + t0, d.P2, N, g, K, acc, L);
+    tile_dots(c + t0, d.P2, M2, g, K, acc + N * K, L);
+  }
+}
+
+// One cloned entry point per (task, dtype); overloads pick by argument type.
+#define MSCA_CLONED_TASK(task, Args)                                                           \
+  MSCA_CPU_CLONES void task##_f32(const Args<float>& a, int64_t b, int64_t j) { task(a, b, j); } \
+  MSCA_CPU_CLONES void task##_f64(const Args<double>& a, int64_t b, int64_t j) { task(a, b, j); } \
+  void run_##task(const Args<float>& a, int64_t b, int64_t j) { task##_f32(a, b, j); }            \
+  void run_##task(const Args<double>& a, int64_t b, int64_t j) { task##_f64(a, b, j); }
+
+MSCA_CLONED_TASK(forward_pass1_task, ForwardArgs)
+MSCA_CLONED_TASK(forward_pass2_task, ForwardArgs)
+MSCA_CLONED_TASK(backward_sweep_a_task, BackwardArgs)
+MSCA_CLONED_TASK(backward_sweep_b_task, BackwardArgs)
 
 template <typename T>
 void forward_kernel(const Dims& d, const T* fx2, const T* fc2, const T* fc1, const T* phi,
                     const T* psi, const T* bias, const T* gate, T* out, T* v, T* lse) {
-  const int K = d.K, N = d.N, M1 = d.M1, M2 = d.M2;
-  // Pass 1: partial (max, sum, accumulator) per pixel chunk of the exemplar.
-  const Chunking ex(d.P2);
+  const int K = d.K, N = d.N;
+  const Chunking ex(d.P2), tg(d.P1);
   std::vector<T> part_m(d.B * ex.count * K), part_s(d.B * ex.count * K);
-  std::vector<T> part_acc(d.B * ex.count * N * K);
-  for_each_task(d.B, ex, [&](int64_t b, int64_t j) {
-    std::vector<T> y(K * kTile), scale(K);
-    T* m = &part_m[(b * ex.count + j) * K];
-    T* s = &part_s[(b * ex.count + j) * K];
-    T* acc = &part_acc[(b * ex.count + j) * N * K];
-    std::fill(m, m + K, -std::numeric_limits<T>::infinity());
-    std::fill(s, s + K, T(0));
-    std::fill(acc, acc + N * K, T(0));
-    const T* x = fx2 + b * N * d.P2;
-    const T* c = fc2 + b * M2 * d.P2;
-    const int64_t end = std::min(d.P2, (j + 1) * ex.size);
-    for (int64_t t0 = j * ex.size; t0 < end; t0 += kTile) {
-      const int L = static_cast<int>(std::min(kTile, end - t0));
-      spatial_logits_tile(phi, K, N, M2, x + t0, c + t0, d.P2, y.data(), L);
-      online_softmax_tile(y.data(), kTile, K, L, m, s, scale.data());
-      for (int64_t i = 0; i < N * K; ++i) acc[i] *= scale[i % K];
-      outer_accumulate(x + t0, d.P2, N, y.data(), kTile, K, acc, L);
-    }
-  });
+  std::vector<T> part_acc(d.B * ex.count * N * K), vt(d.B * N * K);
+  ForwardArgs<T> a{d, ex, tg, fx2, fc2, fc1, phi, psi, bias, vt.data(),
+                   part_m.data(), part_s.data(), part_acc.data(), out};
+  for_each_task(d.B, ex, [&](int64_t b, int64_t j) { run_forward_pass1_task(a, b, j); });
   // Combine the chunks: V = sum_j w_j acc_j, lse = M + log L.
   std::vector<T> weight(ex.count);
   for (int64_t b = 0; b < d.B; ++b) {
@@ -99,26 +268,11 @@ void forward_kernel(const Dims& d, const T* fx2, const T* fc2, const T* fc1, con
         T sum = T(0);
         for (int64_t j = 0; j < ex.count; ++j) sum += part_acc[((b * ex.count + j) * N + n) * K + k] * weight[j];
         v[(b * N + n) * K + k] = sum;
+        vt[(b * N + n) * K + k] = sum * gate[b * K + k];
       }
     }
   }
-  // Pass 2: out = (V o g) beta, tile by tile over the target.
-  std::vector<T> vt(d.B * N * K);
-  for (int64_t i = 0; i < d.B * N * K; ++i) vt[i] = v[i] * gate[(i / (N * K)) * K + i % K];
-  const Chunking tg(d.P1);
-  for_each_task(d.B, tg, [&](int64_t b, int64_t j) {
-    std::vector<T> y(K * kTile), colmax(kTile), colsum(kTile), row(kTile);
-    const T* c1 = fc1 + b * M1 * d.P1;
-    T* o = out + b * N * d.P1;
-    const int64_t end = std::min(d.P1, (j + 1) * tg.size);
-    for (int64_t t0 = j * tg.size; t0 < end; t0 += kTile) {
-      const int L = static_cast<int>(std::min(kTile, end - t0));
-      channel_attention_tile(psi, bias, K, M1, c1 + t0, d.P1, y.data(), colmax.data(), colsum.data(), L);
-      for (int n = 0; n < N; ++n) {
-        expand_row(&vt[(b * N + n) * K], K, y.data(), kTile, o + n * d.P1 + t0, L);
-      }
-    }
-  });
+  for_each_task(d.B, tg, [&](int64_t b, int64_t j) { run_forward_pass2_task(a, b, j); });
 }
 
 template <typename T>
@@ -126,46 +280,26 @@ void backward_kernel(const Dims& d, const T* dout, const T* fx2, const T* fc2, c
                      const T* phi, const T* psi, const T* bias, const T* gate, const T* v,
                      const T* lse, T* dfx2, T* dfc2, T* dfc1, T* dphi, T* dpsi, T* dbias, T* dgate) {
   const int K = d.K, N = d.N, M1 = d.M1, M2 = d.M2, C2 = N + M2;
-  std::vector<T> vt(d.B * N * K), vt_t(d.B * K * N), psi_t(M1 * K), phi_t(C2 * K);
+  const Chunking ex(d.P2), tg(d.P1);
+  std::vector<T> vt_t(d.B * K * N), psi_t(M1 * K), phi_t(C2 * K);
   for (int64_t b = 0; b < d.B; ++b)
     for (int n = 0; n < N; ++n)
-      for (int k = 0; k < K; ++k) {
-        const T value = v[(b * N + n) * K + k] * gate[b * K + k];
-        vt[(b * N + n) * K + k] = value;
-        vt_t[(b * K + k) * N + n] = value;
-      }
+      for (int k = 0; k < K; ++k) vt_t[(b * K + k) * N + n] = v[(b * N + n) * K + k] * gate[b * K + k];
   for (int k = 0; k < K; ++k) {
     for (int c = 0; c < M1; ++c) psi_t[c * K + k] = psi[k * M1 + c];
     for (int c = 0; c < C2; ++c) phi_t[c * K + k] = phi[k * C2 + c];
   }
-
-  // Sweep A over target pixels: dFc1 directly; dVt, dpsi^T, dbias as per-task partials.
-  const Chunking tg(d.P1);
   std::vector<T> part_dvt(d.B * tg.count * N * K, T(0)), part_dpsi(d.B * tg.count * M1 * K, T(0));
-  std::vector<T> part_dbias(d.B * tg.count * K, T(0));
-  for_each_task(d.B, tg, [&](int64_t b, int64_t j) {
-    std::vector<T> beta(K * kTile), g(K * kTile), colmax(kTile), colsum(kTile);
-    const int64_t task = b * tg.count + j;
-    const T* c1 = fc1 + b * M1 * d.P1;
-    const T* go = dout + b * N * d.P1;
-    T* gc1 = dfc1 + b * M1 * d.P1;
-    const int64_t end = std::min(d.P1, (j + 1) * tg.size);
-    for (int64_t t0 = j * tg.size; t0 < end; t0 += kTile) {
-      const int L = static_cast<int>(std::min(kTile, end - t0));
-      channel_attention_tile(psi, bias, K, M1, c1 + t0, d.P1, beta.data(), colmax.data(), colsum.data(), L);
-      outer_accumulate(go + t0, d.P1, N, beta.data(), kTile, K, &part_dvt[task * N * K], L);
-      for (int k = 0; k < K; ++k) std::fill(g.data() + k * kTile, g.data() + k * kTile + L, T(0));
-      project_add(&vt_t[b * K * N], N, K, N, go + t0, d.P1, g.data(), kTile, L);  // dbeta
-      softmax_columns_backward(beta.data(), g.data(), kTile, K, L, colmax.data());  // dT
-      for (int c = 0; c < M1; ++c) expand_row(&psi_t[c * K], K, g.data(), kTile, gc1 + c * d.P1 + t0, L);
-      outer_accumulate(c1 + t0, d.P1, M1, g.data(), kTile, K, &part_dpsi[task * M1 * K], L);
-      for (int k = 0; k < K; ++k)
-        for (int l = 0; l < L; ++l) part_dbias[task * K + k] += g[k * kTile + l];
-    }
-  });
+  std::vector<T> part_dbias(d.B * tg.count * K, T(0)), part_dphi(d.B * ex.count * C2 * K, T(0));
+  std::vector<T> dv_t(d.B * K * N), coef_x(d.B * N * 2 * K), delta(d.B * K, T(0));
+  BackwardArgs<T> a{d, ex, tg, dout, fx2, fc2, fc1, phi, psi, bias, lse,
+                    vt_t.data(), psi_t.data(), phi_t.data(), dv_t.data(), coef_x.data(), delta.data(),
+                    part_dvt.data(), part_dpsi.data(), part_dbias.data(), part_dphi.data(),
+                    dfx2, dfc2, dfc1};
+
+  for_each_task(d.B, tg, [&](int64_t b, int64_t j) { run_backward_sweep_a_task(a, b, j); });
 
   // Between the sweeps (tiny): dV = dVt o g, dgate = sum_n dVt V, delta = sum_n dV V.
-  std::vector<T> dv(d.B * N * K), dv_t(d.B * K * N), delta(d.B * K, T(0));
   std::fill(dpsi, dpsi + K * M1, T(0));
   std::fill(dbias, dbias + K, T(0));
   for (int64_t b = 0; b < d.B; ++b) {
@@ -185,46 +319,13 @@ void backward_kernel(const Dims& d, const T* dout, const T* fx2, const T* fc2, c
         const T grad_v = dvt * gate[b * K + k];
         dgate[b * K + k] += dvt * value;
         delta[b * K + k] += grad_v * value;
-        dv[(b * N + n) * K + k] = grad_v;
         dv_t[(b * K + k) * N + n] = grad_v;
+        coef_x[(b * N + n) * 2 * K + k] = grad_v;
+        coef_x[(b * N + n) * 2 * K + K + k] = phi_t[n * K + k];
       }
   }
 
-  // Sweep B over exemplar pixels: dFx2, dFc2 directly; dphi^T as per-task partials.
-  // The tile holds [P; dS] (2K x kTile) so dFx2 = [dV, phi_x^T] [P; dS] is one expansion.
-  std::vector<T> coef_x(d.B * N * 2 * K);
-  for (int64_t b = 0; b < d.B; ++b)
-    for (int n = 0; n < N; ++n)
-      for (int k = 0; k < K; ++k) {
-        coef_x[(b * N + n) * 2 * K + k] = dv[(b * N + n) * K + k];
-        coef_x[(b * N + n) * 2 * K + K + k] = phi_t[n * K + k];
-      }
-  const Chunking ex(d.P2);
-  std::vector<T> part_dphi(d.B * ex.count * C2 * K, T(0));
-  for_each_task(d.B, ex, [&](int64_t b, int64_t j) {
-    std::vector<T> y(2 * K * kTile);
-    T* p = y.data();
-    T* g = y.data() + K * kTile;
-    T* acc = &part_dphi[(b * ex.count + j) * C2 * K];
-    const T* x = fx2 + b * N * d.P2;
-    const T* c = fc2 + b * M2 * d.P2;
-    T* gx = dfx2 + b * N * d.P2;
-    T* gc = dfc2 + b * M2 * d.P2;
-    const int64_t end = std::min(d.P2, (j + 1) * ex.size);
-    for (int64_t t0 = j * ex.size; t0 < end; t0 += kTile) {
-      const int L = static_cast<int>(std::min(kTile, end - t0));
-      spatial_logits_tile(phi, K, N, M2, x + t0, c + t0, d.P2, p, L);
-      exp_shift(p, kTile, K, L, lse + b * K);
-      for (int k = 0; k < K; ++k) std::fill(g + k * kTile, g + k * kTile + L, T(0));
-      project_add(&dv_t[b * K * N], N, K, N, x + t0, d.P2, g, kTile, L);  // dP
-      softmax_rows_backward(p, g, kTile, K, L, &delta[b * K]);            // dS
-      for (int n = 0; n < N; ++n)
-        expand_row(&coef_x[(b * N + n) * 2 * K], 2 * K, p, kTile, gx + n * d.P2 + t0, L);
-      for (int m = 0; m < M2; ++m) expand_row(&phi_t[(N + m) * K], K, g, kTile, gc + m * d.P2 + t0, L);
-      outer_accumulate(x + t0, d.P2, N, g, kTile, K, acc, L);
-      outer_accumulate(c + t0, d.P2, M2, g, kTile, K, acc + N * K, L);
-    }
-  });
+  for_each_task(d.B, ex, [&](int64_t b, int64_t j) { run_backward_sweep_b_task(a, b, j); });
   std::fill(dphi, dphi + K * C2, T(0));
   for (int64_t task = 0; task < d.B * ex.count; ++task)
     for (int c = 0; c < C2; ++c)
