@@ -15,15 +15,16 @@
 #include <vector>
 
 #include "msca_common.h"
-#include "msca_cpu_gemm.h"
+#include "msca_cpu_fp32.h"
 #include "msca_math.h"
 
 namespace msca_fast {
 namespace {
 
 using namespace math;
+using namespace cpu;  // fp32 overloads of the math routines (non-templates win for float)
 
-constexpr int64_t kTile = 128;           // pixels per tile: the K x kTile scratch stays in L1
+constexpr int64_t kTile = 256;           // pixels per tile: the K x kTile scratch stays in L1/L2
 constexpr int64_t kChunksPerImage = 16;  // pixel ranges per batch element (parallel tasks)
 
 // Pixel ranges [chunk * size, ...) of a P-pixel image: a function of P alone, so the
@@ -46,7 +47,7 @@ void for_each_task(int64_t batch, const Chunking& chunks, Fn fn) {
 }
 
 // The tile products: y (rows x kTile scratch) and strided image rows. float takes the
-// register-blocked kernels of msca_cpu_gemm.h, double the shared routines of msca_math.h.
+// register-blocked kernels of msca_cpu_fp32.h, double the shared routines of msca_math.h.
 
 // y[k][l] += sum_c w[k][c] x[c][l]
 template <typename T>
@@ -54,7 +55,10 @@ MSCA_HD void tile_project(const T* w, int64_t ldw, int K, int C, const T* x, int
   project_add(w, ldw, K, C, x, ldx, y, kTile, L);
 }
 MSCA_HD void tile_project(const float* w, int64_t ldw, int K, int C, const float* x, int64_t ldx, float* y, int L) {
-  cpu::gemm_rows(w, ldw, K, C, x, ldx, y, kTile, L, /*accumulate=*/true);
+  thread_local std::vector<float> packed;
+  if (packed.size() < static_cast<size_t>(C) * kTile) packed.resize(static_cast<size_t>(C) * kTile);
+  cpu::pack_rows(x, ldx, C, L, packed.data(), kTile);
+  cpu::gemm_rows(w, ldw, K, C, packed.data(), kTile, y, kTile, L, /*accumulate=*/true);
 }
 
 // dst[r][l] = sum_k a[r][k] y[k][l]
@@ -72,7 +76,7 @@ MSCA_HD void tile_dots(const T* x, int64_t ldx, int R, const T* y, int K, T* acc
   outer_accumulate(x, ldx, R, y, kTile, K, acc, L);
 }
 MSCA_HD void tile_dots(const float* x, int64_t ldx, int R, const float* y, int K, float* acc, int L) {
-  cpu::gemm_dots(x, ldx, R, y, kTile, K, acc, L);
+  cpu::tile_dots_fp32<kTile>(x, ldx, R, y, kTile, K, acc, L);
 }
 
 // Channel attention of one tile: y (K x kTile) = softmax over K of psi Fc1 + b.
