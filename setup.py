@@ -47,7 +47,7 @@ def _build_cuda(cuda_sources: list[str]) -> bool:
 def extensions():
     cpp_sources = sorted(glob.glob(os.path.join("csrc", "*.cpp")))
     cuda_sources = sorted(glob.glob(os.path.join("csrc", "*.cu")))
-    cxx_flags = ["-O3", "-fopenmp"]  # the C++ standard is the one torch asks for
+    cxx_flags = ["-O3", "-fopenmp", "-Wno-psabi"]  # the C++ standard is the one torch asks for
     if _build_cuda(cuda_sources):
         os.environ.setdefault("TORCH_CUDA_ARCH_LIST", "8.0;9.0")
         return [

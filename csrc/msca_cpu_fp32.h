@@ -60,7 +60,7 @@ MSCA_HD f8 exp8(f8 x) {
   p = p * r + 1.0f;
   p = p * r + 1.0f;
   const i8 bits = (__builtin_convertvector(n, i8) + 127) << 23;
-  const f8 scale = reinterpret_cast<const f8&>(bits);
+  const f8 scale = (f8)bits;  // a same-size vector cast reinterprets the bits
   return x < splat(-87.0f) ? splat(0.0f) : p * scale;
 }
 

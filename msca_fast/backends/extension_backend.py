@@ -109,6 +109,26 @@ def _not_fused(*args, **kwargs):
     raise RuntimeError("the extension backends implement the fused op only")
 
 
+# Limits of csrc/msca_cuda.cu: K logits per thread in registers, and a block's shared
+# memory (K x 256 attention tile + N x K accumulator + 3K) within 48 KiB.
+_CUDA_MAX_K = 32
+_CUDA_BLOCK = 256
+_CUDA_SHARED_BYTES = 48 * 1024
+
+
+def _cuda_limits(problem: Problem) -> str | None:
+    if not _extension.built_with_cuda():
+        return "this build of msca_fast._C has no CUDA kernels (nvcc or a CUDA torch was missing at build time)"
+    k, n = problem.num_regions, problem.image_channels
+    if k > _CUDA_MAX_K:
+        return f"K = {k} exceeds the CUDA kernel's limit of {_CUDA_MAX_K}"
+    element = 8 if problem.dtype == torch.float64 else 4
+    shared = element * (k * _CUDA_BLOCK + n * k + 3 * k)
+    if shared > _CUDA_SHARED_BYTES:
+        return f"N*K = {n}*{k} needs {shared} bytes of shared memory, over the kernel's {_CUDA_SHARED_BYTES}"
+    return None
+
+
 def _why_not(device_type: str):
     def why_not(problem: Problem) -> str | None:
         if not _extension.extension_loaded():
@@ -117,8 +137,8 @@ def _why_not(device_type: str):
             return "implements the fused op only (aggregate/distribute use another backend)"
         if problem.device.type != device_type:
             return f"runs on {device_type} tensors, got {problem.device.type}"
-        if device_type == "cuda" and not _extension.built_with_cuda():
-            return "this build of msca_fast._C has no CUDA kernels (nvcc or a CUDA torch was missing at build time)"
+        if device_type == "cuda":
+            return _cuda_limits(problem)
         return None
 
     return why_not

@@ -1,0 +1,216 @@
+"""The C++ extension's fused kernels (backends "cpu" and, on a GPU, "cuda") against the reference.
+
+CPU tests run everywhere. Tests on CUDA tensors carry the ``gpu`` marker and run
+whenever a GPU is present (``pytest -m gpu`` selects them).
+"""
+
+import pytest
+import torch
+
+from helpers import ARG_NAMES, LOW_PRECISION_TOL, call, make_inputs, rel_rms
+from msca_fast import _extension
+from msca_fast.ops import msca
+from msca_fast.reference import msca_reference
+
+pytestmark = pytest.mark.skipif(not _extension.extension_loaded(), reason=f"{_extension.load_error}")
+
+HAS_GPU = torch.cuda.is_available() and _extension.built_with_cuda()
+
+# (B, N, M2, M1, K, H2, W2, H1, W1): odd sizes, 1x1 images, N and M not multiples of 8, K=1,
+# K=16, K above the CPU's transposed-dot limit (32), exemplar size != target size, and
+# images of more than one tile (256 pixels) and more than one chunk, with remainders.
+SHAPES = {
+    "tiny": (2, 3, 2, 2, 3, 3, 4, 2, 3),
+    "1x1": (1, 5, 3, 4, 2, 1, 1, 1, 1),
+    "7x13": (2, 9, 7, 5, 4, 7, 13, 13, 7),
+    "K1": (1, 6, 3, 3, 1, 5, 5, 4, 6),
+    "K16": (2, 10, 6, 6, 16, 9, 11, 6, 5),
+    "K40": (1, 7, 3, 5, 40, 6, 6, 5, 5),
+    "multi_tile": (2, 11, 5, 6, 8, 41, 53, 37, 29),
+}
+GRAD_NAMES = ("fx2", "fc2", "fc1", "phi_weight", "phi_bias", "psi_weight", "psi_bias", "gate")
+
+
+def inputs_for(shape, dtype=torch.float64, device="cpu"):
+    keys = ("B", "N", "M2", "M1", "K", "H2", "W2", "H1", "W1")
+    inp = make_inputs(**dict(zip(keys, shape)), dtype=torch.float64)
+    return {name: t.to(device=device, dtype=dtype) for name, t in inp.items()}
+
+
+def forward_and_grads(inp, backend, grad_out):
+    leaves = {name: t.detach().clone().requires_grad_() for name, t in inp.items()}
+    out = call(lambda *a: msca(*a, backend=backend), leaves)
+    out.backward(grad_out)
+    return out.detach(), {name: leaves[name].grad for name in GRAD_NAMES}
+
+
+def relative_error(actual, expected):
+    """||actual - expected|| / max(||expected||, 1): relative, but defined where the exact
+    gradient is zero (e.g. fc2's through a 1-pixel exemplar, whose softmax is constant)."""
+    a, e = actual.detach().double(), expected.detach().double()
+    return float((a - e).norm() / max(float(e.norm()), 1.0))
+
+
+def compare_to_reference(inp, backend, forward_tol, grad_tol):
+    expected_out = call(msca_reference, inp)
+    grad_out = torch.randn_like(expected_out)
+    out, grads = forward_and_grads(inp, backend, grad_out)
+    ref_out, ref_grads = forward_and_grads(inp, "reference", grad_out)
+    assert out.dtype == inp["fx2"].dtype and out.shape == expected_out.shape
+    assert rel_rms(out, ref_out) < forward_tol
+    for name in GRAD_NAMES:
+        assert grads[name] is not None, f"{name} got no gradient"
+        assert grads[name].shape == inp[name].shape
+        if name == "phi_bias":  # cancels in the softmax: exactly zero
+            assert torch.count_nonzero(grads[name]) == 0
+            continue
+        assert relative_error(grads[name], ref_grads[name]) < grad_tol, name
+
+
+@pytest.mark.parametrize("shape", SHAPES.values(), ids=SHAPES.keys())
+def test_cpu_float64_matches_reference(shape):
+    compare_to_reference(inputs_for(shape), "cpu", 1e-12, 1e-11)
+
+
+@pytest.mark.parametrize("shape", SHAPES.values(), ids=SHAPES.keys())
+def test_cpu_float32_matches_reference(shape):
+    compare_to_reference(inputs_for(shape, torch.float32), "cpu", 2e-6, 2e-5)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_cpu_low_precision_within_dtype_tolerance(dtype):
+    """The kernel (fp32 accumulation) is at most as far from fp32 as the low-precision reference."""
+    inp32 = inputs_for(SHAPES["multi_tile"], torch.float32)
+    expected = call(msca_reference, inp32)
+    low = {name: t.to(dtype) for name, t in inp32.items()}
+    out = call(lambda *a: msca(*a, backend="cpu"), low)
+    assert out.dtype == dtype
+    kernel_error = rel_rms(out, expected)
+    reference_error = rel_rms(call(msca_reference, low), expected)
+    assert kernel_error < LOW_PRECISION_TOL[dtype]
+    assert kernel_error <= 2 * reference_error + 1e-6
+
+
+def test_cpu_optional_arguments_absent():
+    inp = inputs_for(SHAPES["7x13"])
+    for overrides in ({"gate": None}, {"psi_bias": None}, {"phi_bias": None}, {"gate": None, "psi_bias": None}):
+        expected = call(msca_reference, inp, **overrides)
+        assert rel_rms(call(lambda *a: msca(*a, backend="cpu"), inp, **overrides), expected) < 1e-12
+
+
+def test_cpu_channels_last_and_non_contiguous_inputs():
+    inp = inputs_for(SHAPES["multi_tile"])
+    expected = call(msca_reference, inp)
+    channels_last = {n: inp[n].contiguous(memory_format=torch.channels_last) for n in ("fx2", "fc2", "fc1")}
+    strided = {n: inp[n].transpose(2, 3).contiguous().transpose(2, 3) for n in ("fx2", "fc2", "fc1")}
+    weights = {"phi_weight": inp["phi_weight"].t().contiguous().t()}  # transposed storage
+    for overrides in (channels_last, strided, weights):
+        out = call(lambda *a: msca(*a, backend="cpu"), inp, **overrides)
+        assert rel_rms(out, expected) < 1e-12
+    out = call(lambda *a: msca(*a, backend="cpu"), inp, **channels_last)
+    assert out.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_cpu_gradcheck():
+    inp = inputs_for(SHAPES["7x13"])
+    inp["phi_bias"] = None  # its gradient is a constant zero by construction
+    names = [n for n in ARG_NAMES if inp[n] is not None]
+    leaves = [inp[n].detach().clone().requires_grad_() for n in names]
+
+    def fn(*tensors):
+        return call(lambda *a: msca(*a, backend="cpu"), {**inp, **dict(zip(names, tensors))})
+
+    assert torch.autograd.gradcheck(fn, leaves, eps=1e-6, atol=1e-8, rtol=1e-6)
+
+
+def test_cpu_results_do_not_depend_on_thread_count():
+    inp = inputs_for(SHAPES["multi_tile"], torch.float32)
+    grad_out = torch.randn(inp["fx2"].shape[0], inp["fx2"].shape[1], *inp["fc1"].shape[2:])
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        single = forward_and_grads(inp, "cpu", grad_out)
+        torch.set_num_threads(max(2, threads))
+        multi = forward_and_grads(inp, "cpu", grad_out)
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(single[0], multi[0])
+    for name in GRAD_NAMES:
+        assert torch.equal(single[1][name], multi[1][name]), name
+
+
+def test_saved_tensors_are_v_and_lse():
+    inp = inputs_for(SHAPES["K16"], torch.float32)
+    out, v, lse = torch.ops.msca_fast.msca_forward(
+        inp["fx2"], inp["fc2"], inp["fc1"], inp["phi_weight"], inp["psi_weight"], inp["psi_bias"], inp["gate"]
+    )
+    from msca_fast.reference import aggregate_reference
+
+    assert v.dtype == torch.float32 and lse.dtype == torch.float32
+    torch.testing.assert_close(v, aggregate_reference(inp["fx2"], inp["fc2"], inp["phi_weight"], None))
+    logits = torch.einsum("kc,bcp->bkp", inp["phi_weight"], torch.cat([inp["fx2"], inp["fc2"]], 1).flatten(2))
+    torch.testing.assert_close(lse, torch.logsumexp(logits, dim=-1))
+
+
+@pytest.mark.parametrize("optional", ["all", "none"])
+def test_opcheck(optional):
+    inp = inputs_for(SHAPES["7x13"], torch.float32)
+    bias = inp["psi_bias"] if optional == "all" else None
+    gate = inp["gate"] if optional == "all" else None
+    args = [inp["fx2"], inp["fc2"], inp["fc1"], inp["phi_weight"], inp["psi_weight"], bias, gate]
+    args = [a.requires_grad_() if a is not None else None for a in args]
+    torch.library.opcheck(torch.ops.msca_fast.msca_forward.default, args)
+
+
+def test_module_under_torch_compile_fullgraph():
+    from msca_fast.ops import MSCA
+
+    module = MSCA(6, 4, 5, num_regions=8, backend="cpu")
+    fx2, fc2, fc1 = torch.randn(2, 6, 9, 7), torch.randn(2, 4, 9, 7), torch.randn(2, 5, 6, 8)
+    compiled = torch.compile(module, fullgraph=True)
+    out = compiled(fx2, fc2, fc1)
+    torch.testing.assert_close(out, module(fx2, fc2, fc1))
+    out.sum().backward()
+    assert all(p.grad is not None for p in module.parameters())
+
+
+def test_cuda_kernels_registered_when_built_with_cuda():
+    """The normal build compiles the CUDA kernels wherever nvcc and a CUDA torch exist."""
+    has_cuda_kernel = torch._C._dispatch_has_kernel_for_dispatch_key("msca_fast::msca_forward", "CUDA")
+    has_cuda_backward = torch._C._dispatch_has_kernel_for_dispatch_key("msca_fast::msca_backward", "CUDA")
+    assert has_cuda_kernel == has_cuda_backward == _extension.built_with_cuda()
+    from torch.utils.cpp_extension import CUDA_HOME
+
+    if torch.version.cuda is not None and CUDA_HOME is not None:
+        assert _extension.built_with_cuda(), "a CUDA toolchain is present but the kernels were not built"
+
+
+def test_auto_prefers_the_cpu_kernels_for_the_fused_op():
+    from msca_fast.backends import select_backend
+    from msca_fast.validation import validate_msca
+
+    problem = validate_msca(*(inputs_for(SHAPES["tiny"])[n] for n in ARG_NAMES)).problem
+    assert select_backend("auto", problem).name == "cpu"
+
+
+@pytest.mark.parametrize("shape", SHAPES.values(), ids=SHAPES.keys())
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["fp64", "fp32"])
+@pytest.mark.gpu
+@pytest.mark.skipif(not HAS_GPU, reason="needs a CUDA device and a CUDA build")
+def test_cuda_matches_reference(shape, dtype):
+    if shape[4] > 32:
+        pytest.skip("K above the CUDA kernel's limit")
+    tol = (1e-12, 1e-11) if dtype == torch.float64 else (2e-5, 1e-4)
+    compare_to_reference(inputs_for(shape, dtype, "cuda"), "cuda", *tol)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.gpu
+@pytest.mark.skipif(not HAS_GPU, reason="needs a CUDA device and a CUDA build")
+def test_cuda_low_precision_within_dtype_tolerance(dtype):
+    inp32 = inputs_for(SHAPES["multi_tile"], torch.float32, "cuda")
+    expected = call(msca_reference, inp32)
+    low = {name: t.to(dtype) for name, t in inp32.items()}
+    out = call(lambda *a: msca(*a, backend="cuda"), low)
+    assert out.dtype == dtype
+    assert rel_rms(out, expected) <= 2 * rel_rms(call(msca_reference, low), expected) + 1e-6
