@@ -11,6 +11,7 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -46,22 +47,27 @@ void for_each_task(int64_t batch, const Chunking& chunks, Fn fn) {
   });
 }
 
-// The tile products: y (rows x kTile scratch) and strided image rows. float takes the
-// register-blocked kernels of msca_cpu_fp32.h, double the shared routines of msca_math.h.
+// Tiles: the task bodies first copy ("pack") the image rows of a tile into a buffer of
+// row stride kTile, reading each row front to back as the hardware prefetchers like; the
+// products then run on the cached copy. float takes the register-blocked kernels of
+// msca_cpu_fp32.h, double the shared routines of msca_math.h.
 
-// y[k][l] += sum_c w[k][c] x[c][l]
+// buf[r][0..L) = x[r][0..L) for r < rows (x: row stride ld).
 template <typename T>
-MSCA_HD void tile_project(const T* w, int64_t ldw, int K, int C, const T* x, int64_t ldx, T* y, int L) {
-  project_add(w, ldw, K, C, x, ldx, y, kTile, L);
-}
-MSCA_HD void tile_project(const float* w, int64_t ldw, int K, int C, const float* x, int64_t ldx, float* y, int L) {
-  thread_local std::vector<float> packed;
-  if (packed.size() < static_cast<size_t>(C) * kTile) packed.resize(static_cast<size_t>(C) * kTile);
-  cpu::pack_rows(x, ldx, C, L, packed.data(), kTile);
-  cpu::gemm_rows(w, ldw, K, C, packed.data(), kTile, y, kTile, L, /*accumulate=*/true);
+MSCA_HD void pack_tile(const T* x, int64_t ld, int rows, int L, T* buf) {
+  for (int r = 0; r < rows; ++r) std::memcpy(buf + r * kTile, x + r * ld, sizeof(T) * L);
 }
 
-// dst[r][l] = sum_k a[r][k] y[k][l]
+// y[k][l] += sum_c w[k][c] xp[c][l]   (xp packed)
+template <typename T>
+MSCA_HD void tile_project(const T* w, int64_t ldw, int K, int C, const T* xp, T* y, int L) {
+  project_add(w, ldw, K, C, xp, kTile, y, kTile, L);
+}
+MSCA_HD void tile_project(const float* w, int64_t ldw, int K, int C, const float* xp, float* y, int L) {
+  cpu::gemm_rows(w, ldw, K, C, xp, kTile, y, kTile, L, /*accumulate=*/true);
+}
+
+// dst[r][l] = sum_k a[r][k] y[k][l]   (dst: image rows of stride ldd)
 template <typename T>
 MSCA_HD void tile_expand(const T* a, int64_t lda, int R, int K, const T* y, T* dst, int64_t ldd, int L) {
   for (int r = 0; r < R; ++r) expand_row(a + r * lda, K, y, kTile, dst + r * ldd, L);
@@ -70,31 +76,29 @@ MSCA_HD void tile_expand(const float* a, int64_t lda, int R, int K, const float*
   cpu::gemm_rows(a, lda, R, K, y, kTile, dst, ldd, L, /*accumulate=*/false);
 }
 
-// acc[r][k] += sum_l x[r][l] y[k][l]
+// acc[r][k] += sum_l xp[r][l] y[k][l]   (xp packed)
 template <typename T>
-MSCA_HD void tile_dots(const T* x, int64_t ldx, int R, const T* y, int K, T* acc, int L) {
-  outer_accumulate(x, ldx, R, y, kTile, K, acc, L);
+MSCA_HD void tile_dots(const T* xp, int R, const T* y, int K, T* acc, int L) {
+  outer_accumulate(xp, kTile, R, y, kTile, K, acc, L);
 }
-MSCA_HD void tile_dots(const float* x, int64_t ldx, int R, const float* y, int K, float* acc, int L) {
-  cpu::tile_dots_fp32<kTile>(x, ldx, R, y, kTile, K, acc, L);
+MSCA_HD void tile_dots(const float* xp, int R, const float* y, int K, float* acc, int L) {
+  cpu::tile_dots_fp32<kTile>(xp, kTile, R, y, kTile, K, acc, L);
 }
 
-// Channel attention of one tile: y (K x kTile) = softmax over K of psi Fc1 + b.
+// Channel attention of one tile: y (K x kTile) = softmax over K of psi Fc1 + b (c1p packed).
 template <typename T>
-MSCA_HD void channel_attention_tile(const T* psi, const T* bias, int K, int M1, const T* fc1, int64_t P1,
-                            T* y, T* colmax, T* colsum, int L) {
+MSCA_HD void channel_attention_tile(const T* psi, const T* bias, int K, int M1, const T* c1p, T* y,
+                                    T* colmax, T* colsum, int L) {
   for (int k = 0; k < K; ++k) std::fill(y + k * kTile, y + k * kTile + L, bias[k]);
-  tile_project(psi, M1, K, M1, fc1, P1, y, L);
+  tile_project(psi, M1, K, M1, c1p, y, L);
   softmax_columns(y, kTile, K, L, colmax, colsum);
 }
 
-// Spatial logits of one tile: y (K x kTile) = phi [Fx2; Fc2].
+// Spatial logits of one tile: y (K x kTile) = phi Z (zp: packed [Fx2; Fc2], C2 rows).
 template <typename T>
-MSCA_HD void spatial_logits_tile(const T* phi, int K, int N, int M2, const T* fx2, const T* fc2,
-                         int64_t P2, T* y, int L) {
+MSCA_HD void spatial_logits_tile(const T* phi, int K, int C2, const T* zp, T* y, int L) {
   for (int k = 0; k < K; ++k) std::fill(y + k * kTile, y + k * kTile + L, T(0));
-  tile_project(phi, N + M2, K, N, fx2, P2, y, L);
-  tile_project(phi + N, N + M2, K, M2, fc2, P2, y, L);
+  tile_project(phi, C2, K, C2, zp, y, L);
 }
 
 // Hot per-task bodies are templates inlined into one non-template function per dtype and
@@ -125,7 +129,7 @@ template <typename T>
 MSCA_TASK void forward_pass1_task(const ForwardArgs<T>& a, int64_t b, int64_t j) {
   const Dims& d = a.d;
   const int K = d.K, N = d.N, M2 = d.M2;
-  std::vector<T> y(K * kTile), scale(K);
+  std::vector<T> y(K * kTile), scale(K), zp((N + M2) * kTile);
   const int64_t task = b * a.ex.count + j;
   T* m = a.part_m + task * K;
   T* s = a.part_s + task * K;
@@ -138,7 +142,9 @@ MSCA_TASK void forward_pass1_task(const ForwardArgs<T>& a, int64_t b, int64_t j)
   const int64_t end = std::min(d.P2, (j + 1) * a.ex.size);
   for (int64_t t0 = j * a.ex.size; t0 < end; t0 += kTile) {
     const int L = static_cast<int>(std::min(kTile, end - t0));
-    spatial_logits_tile(a.phi, K, N, M2, x + t0, c + t0, d.P2, y.data(), L);
+    pack_tile(x + t0, d.P2, N, L, zp.data());
+    pack_tile(c + t0, d.P2, M2, L, zp.data() + N * kTile);
+    spatial_logits_tile(a.phi, K, N + M2, zp.data(), y.data(), L);
     online_softmax_tile(y.data(), kTile, K, L, m, s, scale.data());
     bool rescale = false;
     for (int k = 0; k < K; ++k) rescale |= scale[k] != T(1);
@@ -146,7 +152,7 @@ MSCA_TASK void forward_pass1_task(const ForwardArgs<T>& a, int64_t b, int64_t j)
       for (int n = 0; n < N; ++n)
         for (int k = 0; k < K; ++k) acc[n * K + k] *= scale[k];
     }
-    tile_dots(x + t0, d.P2, N, y.data(), K, acc, L);
+    tile_dots(zp.data(), N, y.data(), K, acc, L);
   }
 }
 
@@ -155,13 +161,14 @@ template <typename T>
 MSCA_TASK void forward_pass2_task(const ForwardArgs<T>& a, int64_t b, int64_t j) {
   const Dims& d = a.d;
   const int K = d.K, N = d.N, M1 = d.M1;
-  std::vector<T> y(K * kTile), colmax(kTile), colsum(kTile);
+  std::vector<T> y(K * kTile), colmax(kTile), colsum(kTile), c1p(M1 * kTile);
   const T* c1 = a.fc1 + b * M1 * d.P1;
   T* o = a.out + b * N * d.P1;
   const int64_t end = std::min(d.P1, (j + 1) * a.tg.size);
   for (int64_t t0 = j * a.tg.size; t0 < end; t0 += kTile) {
     const int L = static_cast<int>(std::min(kTile, end - t0));
-    channel_attention_tile(a.psi, a.bias, K, M1, c1 + t0, d.P1, y.data(), colmax.data(), colsum.data(), L);
+    pack_tile(c1 + t0, d.P1, M1, L, c1p.data());
+    channel_attention_tile(a.psi, a.bias, K, M1, c1p.data(), y.data(), colmax.data(), colsum.data(), L);
     tile_expand(a.vt + b * N * K, K, N, K, y.data(), o + t0, d.P1, L);
   }
 }
@@ -188,6 +195,7 @@ MSCA_TASK void backward_sweep_a_task(const BackwardArgs<T>& a, int64_t b, int64_
   const Dims& d = a.d;
   const int K = d.K, N = d.N, M1 = d.M1;
   std::vector<T> beta(K * kTile), g(K * kTile), colmax(kTile), colsum(kTile);
+  std::vector<T> c1p(M1 * kTile), gop(N * kTile);
   const int64_t task = b * a.tg.count + j;
   const T* c1 = a.fc1 + b * M1 * d.P1;
   const T* go = a.dout + b * N * d.P1;
@@ -196,13 +204,15 @@ MSCA_TASK void backward_sweep_a_task(const BackwardArgs<T>& a, int64_t b, int64_
   const int64_t end = std::min(d.P1, (j + 1) * a.tg.size);
   for (int64_t t0 = j * a.tg.size; t0 < end; t0 += kTile) {
     const int L = static_cast<int>(std::min(kTile, end - t0));
-    channel_attention_tile(a.psi, a.bias, K, M1, c1 + t0, d.P1, beta.data(), colmax.data(), colsum.data(), L);
-    tile_dots(go + t0, d.P1, N, beta.data(), K, a.part_dvt + task * N * K, L);
+    pack_tile(c1 + t0, d.P1, M1, L, c1p.data());
+    pack_tile(go + t0, d.P1, N, L, gop.data());
+    channel_attention_tile(a.psi, a.bias, K, M1, c1p.data(), beta.data(), colmax.data(), colsum.data(), L);
+    tile_dots(gop.data(), N, beta.data(), K, a.part_dvt + task * N * K, L);
     for (int k = 0; k < K; ++k) std::fill(g.data() + k * kTile, g.data() + k * kTile + L, T(0));
-    tile_project(a.vt_t + b * K * N, N, K, N, go + t0, d.P1, g.data(), L);  // dbeta
+    tile_project(a.vt_t + b * K * N, N, K, N, gop.data(), g.data(), L);            // dbeta
     softmax_columns_backward(beta.data(), g.data(), kTile, K, L, colmax.data());  // dT
     tile_expand(a.psi_t, K, M1, K, g.data(), gc1 + t0, d.P1, L);
-    tile_dots(c1 + t0, d.P1, M1, g.data(), K, a.part_dpsi + task * M1 * K, L);
+    tile_dots(c1p.data(), M1, g.data(), K, a.part_dpsi + task * M1 * K, L);
     for (int k = 0; k < K; ++k) {
       T sum = T(0);
       for (int l = 0; l < L; ++l) sum += g[k * kTile + l];
@@ -217,7 +227,7 @@ template <typename T>
 MSCA_TASK void backward_sweep_b_task(const BackwardArgs<T>& a, int64_t b, int64_t j) {
   const Dims& d = a.d;
   const int K = d.K, N = d.N, M2 = d.M2;
-  std::vector<T> y(2 * K * kTile);
+  std::vector<T> y(2 * K * kTile), zp((N + M2) * kTile);
   T* p = y.data();
   T* g = y.data() + K * kTile;
   T* acc = a.part_dphi + (b * a.ex.count + j) * (N + M2) * K;
@@ -228,15 +238,16 @@ MSCA_TASK void backward_sweep_b_task(const BackwardArgs<T>& a, int64_t b, int64_
   const int64_t end = std::min(d.P2, (j + 1) * a.ex.size);
   for (int64_t t0 = j * a.ex.size; t0 < end; t0 += kTile) {
     const int L = static_cast<int>(std::min(kTile, end - t0));
-    spatial_logits_tile(a.phi, K, N, M2, x + t0, c + t0, d.P2, p, L);
+    pack_tile(x + t0, d.P2, N, L, zp.data());
+    pack_tile(c + t0, d.P2, M2, L, zp.data() + N * kTile);
+    spatial_logits_tile(a.phi, K, N + M2, zp.data(), p, L);
     exp_shift(p, kTile, K, L, a.lse + b * K);
     for (int k = 0; k < K; ++k) std::fill(g + k * kTile, g + k * kTile + L, T(0));
-    tile_project(a.dv_t + b * K * N, N, K, N, x + t0, d.P2, g, L);  // dP
-    softmax_rows_backward(p, g, kTile, K, L, a.delta + b * K);            // dS
+    tile_project(a.dv_t + b * K * N, N, K, N, zp.data(), g, L);  // dP
+    softmax_rows_backward(p, g, kTile, K, L, a.delta + b * K);   // dS
     tile_expand(a.coef_x + b * N * 2 * K, 2 * K, N, 2 * K, p, gx + t0, d.P2, L);
     tile_expand(a.phi_t + N * K, K, M2, K, g, gc + t0, d.P2, L);
-    tile_dots(x + t0, d.P2, N, g, K, acc, L);
-    tile_dots(c + t0, d.P2, M2, g, K, acc + N * K, L);
+    tile_dots(zp.data(), N + M2, g, K, acc, L);
   }
 }
 

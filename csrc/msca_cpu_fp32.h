@@ -130,7 +130,7 @@ MSCA_HD void softmax_columns(float* __restrict__ y, int64_t ldy, int K, int L,
 // y[r][l] (+)= sum_j a[r][j] * x[j][l]  for r < R, j < J, l < L (accumulate: add to y).
 // Blocks of 4 rows x 16 pixels: per j, 2 vector loads of x and 4 broadcasts feed 8 FMAs.
 // Rows outer, pixels inner, so each output row is written front to back; x should be
-// cache-resident (a packed tile, see pack_rows), as every row block reads all of it.
+// cache-resident (a packed tile, see pack_tile in msca_cpu.cpp), as every row block reads all of it.
 MSCA_HD void gemm_rows(const float* __restrict__ a, int64_t lda, int R, int J,
                        const float* __restrict__ x, int64_t ldx, float* __restrict__ y, int64_t ldy,
                        int L, bool accumulate) {
@@ -177,13 +177,6 @@ MSCA_HD void gemm_rows(const float* __restrict__ a, int64_t lda, int R, int J,
       y[r2 * ldy + l] = s;
     }
   }
-}
-
-// Copies J rows of L pixels (row stride ldx, e.g. channels of an image) into dst (row
-// stride ldd). Reading each row front to back lets the hardware stream it; the
-// register-blocked loops, which walk all rows at once, then read the cached copy.
-MSCA_HD void pack_rows(const float* __restrict__ x, int64_t ldx, int J, int L, float* __restrict__ dst, int64_t ldd) {
-  for (int j = 0; j < J; ++j) std::memcpy(dst + j * ldd, x + j * ldx, sizeof(float) * L);
 }
 
 // acc[r][k] += sum_l x[r][l] * y[k][l]  for r < R, k < K.
