@@ -42,5 +42,6 @@ def check_grads(got: tuple[Tensor | None, ...], want: tuple[Tensor | None, ...],
         err = (g - w).abs().max().item()
         if not err <= GRAD_RTOL * scale:
             raise AssertionError(
-                f"{who}: d{name}: max abs error {err:.3g} > {GRAD_RTOL} * {scale:.3g} (largest reference entry)"
+                f"{who}: d{name}: max abs error {err:.3g} > {GRAD_RTOL} * {scale:.3g}"
+                " (the largest reference entry)"
             )

@@ -7,16 +7,15 @@ and latest.json.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
 
-from benchmarks import report
+from benchmarks import contention, report
 from benchmarks.machine import Machine, measure_machine
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
-_SUITE_START = time.perf_counter()  # when pytest loaded this conftest: about the session start
+_SUITE_START = contention.snapshot()  # taken when pytest loads this conftest: about the session start
 
 
 @pytest.fixture(scope="session")
@@ -31,7 +30,11 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
     if session is None:
         return
     records = [b.as_dict(include_data=False) for b in session.benchmarks if b]
-    results = report.results_from_records(records, suite_wall_s=time.perf_counter() - _SUITE_START)
+    results = report.results_from_records(
+        records,
+        suite_wall_s=contention.snapshot().wall - _SUITE_START.wall,
+        other_cpu_share=contention.other_cpu_share(_SUITE_START),
+    )
     if results is None:
         return
     terminalreporter.write_sep("=", "MSCA benchmark report")

@@ -54,7 +54,7 @@ def _best_seconds(fn: Callable[[], object], device: torch.device, repeats: int) 
     return best
 
 
-def copy_bandwidth_gbs(device: torch.device, nbytes: int = 256 * 2**20, repeats: int = 5) -> float:
+def copy_bandwidth_gbs(device: torch.device, nbytes: int = 256 * 2**20, repeats: int = 10) -> float:
     """GB/s of dst.copy_(src) for float32 tensors of ``nbytes`` each (far beyond the caches)."""
     src = torch.randn(nbytes // 4, device=device)
     dst = torch.empty_like(src)
@@ -62,7 +62,7 @@ def copy_bandwidth_gbs(device: torch.device, nbytes: int = 256 * 2**20, repeats:
     return 2 * nbytes / seconds / 1e9
 
 
-def gemm_gflops(device: torch.device, size: int = 2048, repeats: int = 5) -> float:
+def gemm_gflops(device: torch.device, size: int = 2048, repeats: int = 10) -> float:
     """GFLOP/s of an fp32 (size x size) @ (size x size) torch.mm: 2*size^3 FLOPs per call."""
     a = torch.randn(size, size, device=device)
     b = torch.randn(size, size, device=device)

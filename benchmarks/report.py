@@ -48,14 +48,18 @@ class Row:
 
 @dataclass(frozen=True)
 class Results:
-    """machine: MACHINE_KEYS (copy_gbs in GB/s, gemm_gflops in GFLOP/s); suite_wall_s may be None."""
+    """machine: MACHINE_KEYS (copy_gbs in GB/s, gemm_gflops in GFLOP/s). suite_wall_s: the
+    whole run; other_cpu_share: fraction of the CPU time other processes took meanwhile."""
 
     machine: dict
     rows: list[Row]
     suite_wall_s: float | None = None
+    other_cpu_share: float | None = None
 
 
-def results_from_records(records: list[dict], suite_wall_s: float | None = None) -> Results | None:
+def results_from_records(
+    records: list[dict], suite_wall_s: float | None = None, other_cpu_share: float | None = None
+) -> Results | None:
     """Results from pytest-benchmark records (Metadata.as_dict() or a --benchmark-json's
     "benchmarks" list); records not made by test_msca_bench are ignored. None if none are left."""
     rows, machine = [], None
@@ -83,7 +87,7 @@ def results_from_records(records: list[dict], suite_wall_s: float | None = None)
         )
     if not rows:
         return None
-    return Results(machine, _ordered(rows), suite_wall_s)
+    return Results(machine, _ordered(rows), suite_wall_s, other_cpu_share)
 
 
 def _ordered(rows: list[Row]) -> list[Row]:
@@ -145,13 +149,18 @@ def _footnotes(results: Results) -> list[str]:
         "peak MiB = most extra memory allocated during one call.",
         "Shapes: " + "; ".join(shapes) + ".",
     ]
-    compiled = [r for r in results.rows if r.contender == "compiled_reference" and r.first_call_s is not None]
+    compiled = [r for r in results.rows if r.contender == "compiled_reference" and r.first_call_s]
     if compiled:
         parts = ", ".join(f"{r.case} {r.pass_name} {r.first_call_s:.1f}" for r in compiled)
         total = sum(r.first_call_s for r in compiled)
         notes.append(f"compiled_reference first call (compile + one run), s: {parts}; total {total:.1f}.")
     if results.suite_wall_s is not None:
         notes.append(f"Suite wall time: {results.suite_wall_s:.0f} s.")
+    if results.other_cpu_share is not None:
+        notes.append(
+            f"Other processes used {results.other_cpu_share:.0%} of the machine's CPU time during the run"
+            " (timings from a run with more than a few percent are suspect)."
+        )
     return notes
 
 
@@ -164,6 +173,7 @@ def save(results: Results, folder: Path) -> tuple[Path, Path]:
         "format": FORMAT,
         "machine": results.machine,
         "suite_wall_s": results.suite_wall_s,
+        "other_cpu_share": results.other_cpu_share,
         "rows": [asdict(r) for r in results.rows],
     }
     json_path.write_text(json.dumps(payload, indent=2) + "\n")
@@ -175,7 +185,7 @@ def load(path: Path) -> Results:
     data = json.loads(Path(path).read_text())
     if data.get("format") == FORMAT:
         rows = [Row(**r) for r in data["rows"]]
-        return Results(data["machine"], rows, data.get("suite_wall_s"))
+        return Results(data["machine"], rows, data.get("suite_wall_s"), data.get("other_cpu_share"))
     results = results_from_records(data.get("benchmarks", []))
     if results is None:
         raise ValueError(f"{path}: no MSCA benchmark results in it")
@@ -184,13 +194,16 @@ def load(path: Path) -> Results:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Print the MSCA benchmark report table.")
-    parser.add_argument("path", nargs="?", default=DEFAULT_JSON, type=Path, help="latest.json or --benchmark-json output")
+    parser.add_argument(
+        "path", nargs="?", default=DEFAULT_JSON, type=Path, help="latest.json or --benchmark-json output"
+    )
     args = parser.parse_args(argv)
     try:
-        print(render(load(args.path)))
+        results = load(args.path)
     except (OSError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
+    print(render(results))
     return 0
 
 
