@@ -30,7 +30,9 @@ MSCA_HD f8 load8(const float* p) {
 
 MSCA_HD void store8(float* p, f8 v) { std::memcpy(p, &v, sizeof(v)); }
 
-MSCA_HD f8 splat(float x) { return f8{x, x, x, x, x, x, x, x}; }
+// The hot loops multiply vectors by scalars directly (scalar * f8), which compiles to a
+// broadcast from memory; building a vector from an initialiser list may not.
+MSCA_HD f8 splat(float x) { return f8{} + x; }
 
 MSCA_HD float hsum(f8 v) {
   float s = 0.f;
@@ -146,7 +148,7 @@ MSCA_HD void gemm_rows(const float* __restrict__ a, int64_t lda, int R, int J,
       for (int j = 0; j < J; ++j) {
         const f8 x0 = load8(x + j * ldx + l), x1 = load8(x + j * ldx + l + kLanes);
         for (int i = 0; i < 4; ++i) {
-          const f8 w = splat(a[(r + i) * lda + j]);
+          const float w = a[(r + i) * lda + j];
           c[i][0] += w * x0;
           c[i][1] += w * x1;
         }
@@ -162,7 +164,7 @@ MSCA_HD void gemm_rows(const float* __restrict__ a, int64_t lda, int R, int J,
       f8 c0 = accumulate ? load8(y + r * ldy + l) : splat(0.f);
       f8 c1 = accumulate ? load8(y + r * ldy + l + kLanes) : splat(0.f);
       for (int j = 0; j < J; ++j) {
-        const f8 w = splat(a[r * lda + j]);
+        const float w = a[r * lda + j];
         c0 += w * load8(x + j * ldx + l);
         c1 += w * load8(x + j * ldx + l + kLanes);
       }
@@ -248,14 +250,14 @@ MSCA_HD void gemm_dots_transposed(const float* __restrict__ x, int64_t ldx, int 
         f8 b[KV];
         for (int v = 0; v < KV; ++v) b[v] = load8(yt + l * KP + v * kLanes);
         for (int i = 0; i < RB; ++i) {
-          const f8 a = splat(x[(r0 + i) * ldx + l]);
+          const float a = x[(r0 + i) * ldx + l];
           for (int v = 0; v < KV; ++v) c[i][v] += a * b[v];
         }
       }
     } else {
       for (int l = 0; l < L; ++l)
         for (int i = 0; i < rows; ++i) {
-          const f8 a = splat(x[(r0 + i) * ldx + l]);
+          const float a = x[(r0 + i) * ldx + l];
           for (int v = 0; v < KV; ++v) c[i][v] += a * load8(yt + l * KP + v * kLanes);
         }
     }
