@@ -47,6 +47,28 @@ void for_each_task(int64_t batch, const Chunking& chunks, Fn fn) {
   });
 }
 
+// Per-thread scratch memory, reused across tasks and calls so that the hot path never
+// allocates: a fresh buffer of a few hundred KiB per task would page-fault every time.
+template <typename T>
+class TaskScratch {
+ public:
+  explicit TaskScratch(size_t total) : base_(storage(total)) {}
+  T* take(size_t count) {
+    T* p = base_ + used_;
+    used_ += count;
+    return p;
+  }
+
+ private:
+  static T* storage(size_t total) {
+    thread_local std::vector<T> buffer;
+    if (buffer.size() < total) buffer.resize(total);
+    return buffer.data();
+  }
+  T* base_;
+  size_t used_ = 0;
+};
+
 // Tiles: the task bodies first copy ("pack") the image rows of a tile into a buffer of
 // row stride kTile, reading each row front to back as the hardware prefetchers like; the
 // products then run on the cached copy. float takes the register-blocked kernels of
@@ -129,7 +151,10 @@ template <typename T>
 MSCA_TASK void forward_pass1_task(const ForwardArgs<T>& a, int64_t b, int64_t j) {
   const Dims& d = a.d;
   const int K = d.K, N = d.N, M2 = d.M2;
-  std::vector<T> y(K * kTile), scale(K), zp((N + M2) * kTile);
+  TaskScratch<T> scratch((K * kTile) + (K) + ((N + M2) * kTile));
+  T* y = scratch.take(K * kTile);
+  T* scale = scratch.take(K);
+  T* zp = scratch.take((N + M2) * kTile);
   const int64_t task = b * a.ex.count + j;
   T* m = a.part_m + task * K;
   T* s = a.part_s + task * K;
@@ -142,17 +167,17 @@ MSCA_TASK void forward_pass1_task(const ForwardArgs<T>& a, int64_t b, int64_t j)
   const int64_t end = std::min(d.P2, (j + 1) * a.ex.size);
   for (int64_t t0 = j * a.ex.size; t0 < end; t0 += kTile) {
     const int L = static_cast<int>(std::min(kTile, end - t0));
-    pack_tile(x + t0, d.P2, N, L, zp.data());
-    pack_tile(c + t0, d.P2, M2, L, zp.data() + N * kTile);
-    spatial_logits_tile(a.phi, K, N + M2, zp.data(), y.data(), L);
-    online_softmax_tile(y.data(), kTile, K, L, m, s, scale.data());
+    pack_tile(x + t0, d.P2, N, L, zp);
+    pack_tile(c + t0, d.P2, M2, L, zp + N * kTile);
+    spatial_logits_tile(a.phi, K, N + M2, zp, y, L);
+    online_softmax_tile(y, kTile, K, L, m, s, scale);
     bool rescale = false;
     for (int k = 0; k < K; ++k) rescale |= scale[k] != T(1);
     if (rescale) {
       for (int n = 0; n < N; ++n)
         for (int k = 0; k < K; ++k) acc[n * K + k] *= scale[k];
     }
-    tile_dots(zp.data(), N, y.data(), K, acc, L);
+    tile_dots(zp, N, y, K, acc, L);
   }
 }
 
@@ -161,15 +186,19 @@ template <typename T>
 MSCA_TASK void forward_pass2_task(const ForwardArgs<T>& a, int64_t b, int64_t j) {
   const Dims& d = a.d;
   const int K = d.K, N = d.N, M1 = d.M1;
-  std::vector<T> y(K * kTile), colmax(kTile), colsum(kTile), c1p(M1 * kTile);
+  TaskScratch<T> scratch((K * kTile) + (kTile) + (kTile) + (M1 * kTile));
+  T* y = scratch.take(K * kTile);
+  T* colmax = scratch.take(kTile);
+  T* colsum = scratch.take(kTile);
+  T* c1p = scratch.take(M1 * kTile);
   const T* c1 = a.fc1 + b * M1 * d.P1;
   T* o = a.out + b * N * d.P1;
   const int64_t end = std::min(d.P1, (j + 1) * a.tg.size);
   for (int64_t t0 = j * a.tg.size; t0 < end; t0 += kTile) {
     const int L = static_cast<int>(std::min(kTile, end - t0));
-    pack_tile(c1 + t0, d.P1, M1, L, c1p.data());
-    channel_attention_tile(a.psi, a.bias, K, M1, c1p.data(), y.data(), colmax.data(), colsum.data(), L);
-    tile_expand(a.vt + b * N * K, K, N, K, y.data(), o + t0, d.P1, L);
+    pack_tile(c1 + t0, d.P1, M1, L, c1p);
+    channel_attention_tile(a.psi, a.bias, K, M1, c1p, y, colmax, colsum, L);
+    tile_expand(a.vt + b * N * K, K, N, K, y, o + t0, d.P1, L);
   }
 }
 
@@ -194,8 +223,13 @@ template <typename T>
 MSCA_TASK void backward_sweep_a_task(const BackwardArgs<T>& a, int64_t b, int64_t j) {
   const Dims& d = a.d;
   const int K = d.K, N = d.N, M1 = d.M1;
-  std::vector<T> beta(K * kTile), g(K * kTile), colmax(kTile), colsum(kTile);
-  std::vector<T> c1p(M1 * kTile), gop(N * kTile);
+  TaskScratch<T> scratch((K * kTile) + (K * kTile) + (kTile) + (kTile) + (M1 * kTile) + (N * kTile));
+  T* beta = scratch.take(K * kTile);
+  T* g = scratch.take(K * kTile);
+  T* colmax = scratch.take(kTile);
+  T* colsum = scratch.take(kTile);
+  T* c1p = scratch.take(M1 * kTile);
+  T* gop = scratch.take(N * kTile);
   const int64_t task = b * a.tg.count + j;
   const T* c1 = a.fc1 + b * M1 * d.P1;
   const T* go = a.dout + b * N * d.P1;
@@ -204,15 +238,15 @@ MSCA_TASK void backward_sweep_a_task(const BackwardArgs<T>& a, int64_t b, int64_
   const int64_t end = std::min(d.P1, (j + 1) * a.tg.size);
   for (int64_t t0 = j * a.tg.size; t0 < end; t0 += kTile) {
     const int L = static_cast<int>(std::min(kTile, end - t0));
-    pack_tile(c1 + t0, d.P1, M1, L, c1p.data());
-    pack_tile(go + t0, d.P1, N, L, gop.data());
-    channel_attention_tile(a.psi, a.bias, K, M1, c1p.data(), beta.data(), colmax.data(), colsum.data(), L);
-    tile_dots(gop.data(), N, beta.data(), K, a.part_dvt + task * N * K, L);
-    for (int k = 0; k < K; ++k) std::fill(g.data() + k * kTile, g.data() + k * kTile + L, T(0));
-    tile_project(a.vt_t + b * K * N, N, K, N, gop.data(), g.data(), L);            // dbeta
-    softmax_columns_backward(beta.data(), g.data(), kTile, K, L, colmax.data());  // dT
-    tile_expand(a.psi_t, K, M1, K, g.data(), gc1 + t0, d.P1, L);
-    tile_dots(c1p.data(), M1, g.data(), K, a.part_dpsi + task * M1 * K, L);
+    pack_tile(c1 + t0, d.P1, M1, L, c1p);
+    pack_tile(go + t0, d.P1, N, L, gop);
+    channel_attention_tile(a.psi, a.bias, K, M1, c1p, beta, colmax, colsum, L);
+    tile_dots(gop, N, beta, K, a.part_dvt + task * N * K, L);
+    for (int k = 0; k < K; ++k) std::fill(g + k * kTile, g + k * kTile + L, T(0));
+    tile_project(a.vt_t + b * K * N, N, K, N, gop, g, L);            // dbeta
+    softmax_columns_backward(beta, g, kTile, K, L, colmax);  // dT
+    tile_expand(a.psi_t, K, M1, K, g, gc1 + t0, d.P1, L);
+    tile_dots(c1p, M1, g, K, a.part_dpsi + task * M1 * K, L);
     for (int k = 0; k < K; ++k) {
       T sum = T(0);
       for (int l = 0; l < L; ++l) sum += g[k * kTile + l];
@@ -227,9 +261,10 @@ template <typename T>
 MSCA_TASK void backward_sweep_b_task(const BackwardArgs<T>& a, int64_t b, int64_t j) {
   const Dims& d = a.d;
   const int K = d.K, N = d.N, M2 = d.M2;
-  std::vector<T> y(2 * K * kTile), zp((N + M2) * kTile);
-  T* p = y.data();
-  T* g = y.data() + K * kTile;
+  TaskScratch<T> scratch((K * kTile) + (K * kTile) + ((N + M2) * kTile));
+  T* p = scratch.take(K * kTile);
+  T* g = scratch.take(K * kTile);
+  T* zp = scratch.take((N + M2) * kTile);
   T* acc = a.part_dphi + (b * a.ex.count + j) * (N + M2) * K;
   const T* x = a.fx2 + b * N * d.P2;
   const T* c = a.fc2 + b * M2 * d.P2;
@@ -238,16 +273,16 @@ MSCA_TASK void backward_sweep_b_task(const BackwardArgs<T>& a, int64_t b, int64_
   const int64_t end = std::min(d.P2, (j + 1) * a.ex.size);
   for (int64_t t0 = j * a.ex.size; t0 < end; t0 += kTile) {
     const int L = static_cast<int>(std::min(kTile, end - t0));
-    pack_tile(x + t0, d.P2, N, L, zp.data());
-    pack_tile(c + t0, d.P2, M2, L, zp.data() + N * kTile);
-    spatial_logits_tile(a.phi, K, N + M2, zp.data(), p, L);
+    pack_tile(x + t0, d.P2, N, L, zp);
+    pack_tile(c + t0, d.P2, M2, L, zp + N * kTile);
+    spatial_logits_tile(a.phi, K, N + M2, zp, p, L);
     exp_shift(p, kTile, K, L, a.lse + b * K);
     for (int k = 0; k < K; ++k) std::fill(g + k * kTile, g + k * kTile + L, T(0));
-    tile_project(a.dv_t + b * K * N, N, K, N, zp.data(), g, L);  // dP
+    tile_project(a.dv_t + b * K * N, N, K, N, zp, g, L);  // dP
     softmax_rows_backward(p, g, kTile, K, L, a.delta + b * K);   // dS
     tile_expand(a.coef_x + b * N * 2 * K, 2 * K, N, 2 * K, p, gx + t0, d.P2, L);
     tile_expand(a.phi_t + N * K, K, M2, K, g, gc + t0, d.P2, L);
-    tile_dots(zp.data(), N + M2, g, K, acc, L);
+    tile_dots(zp, N + M2, g, K, acc, L);
   }
 }
 
