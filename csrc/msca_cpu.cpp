@@ -26,6 +26,9 @@ using namespace math;
 using namespace cpu;  // fp32 overloads of the math routines (non-templates win for float)
 
 constexpr int64_t kTile = 256;           // pixels per tile: the K x kTile scratch stays in L1/L2
+// Row stride of every tile buffer: one cache line more than the tile, so that the rows of
+// a packed tile (up to hundreds of channels) do not all fall into the same few L1 sets.
+constexpr int64_t kLd = kTile + 16;
 constexpr int64_t kChunksPerImage = 16;  // pixel ranges per batch element (parallel tasks)
 
 // Pixel ranges [chunk * size, ...) of a P-pixel image: a function of P alone, so the
@@ -70,57 +73,61 @@ class TaskScratch {
 };
 
 // Tiles: the task bodies first copy ("pack") the image rows of a tile into a buffer of
-// row stride kTile, reading each row front to back as the hardware prefetchers like; the
+// row stride kLd, reading each row front to back as the hardware prefetchers like; the
 // products then run on the cached copy. float takes the register-blocked kernels of
 // msca_cpu_fp32.h, double the shared routines of msca_math.h.
 
 // buf[r][0..L) = x[r][0..L) for r < rows (x: row stride ld).
 template <typename T>
 MSCA_HD void pack_tile(const T* x, int64_t ld, int rows, int L, T* buf) {
-  for (int r = 0; r < rows; ++r) std::memcpy(buf + r * kTile, x + r * ld, sizeof(T) * L);
+  for (int r = 0; r < rows; ++r) std::memcpy(buf + r * kLd, x + r * ld, sizeof(T) * L);
 }
 
 // y[k][l] += sum_c w[k][c] xp[c][l]   (xp packed)
 template <typename T>
 MSCA_HD void tile_project(const T* w, int64_t ldw, int K, int C, const T* xp, T* y, int L) {
-  project_add(w, ldw, K, C, xp, kTile, y, kTile, L);
+  project_add(w, ldw, K, C, xp, kLd, y, kLd, L);
 }
 MSCA_HD void tile_project(const float* w, int64_t ldw, int K, int C, const float* xp, float* y, int L) {
-  cpu::gemm_rows(w, ldw, K, C, xp, kTile, y, kTile, L, /*accumulate=*/true);
+  cpu::gemm_rows(w, ldw, K, C, xp, kLd, y, kLd, L, /*accumulate=*/true);
 }
 
 // dst[r][l] = sum_k a[r][k] y[k][l]   (dst: image rows of stride ldd)
 template <typename T>
 MSCA_HD void tile_expand(const T* a, int64_t lda, int R, int K, const T* y, T* dst, int64_t ldd, int L) {
-  for (int r = 0; r < R; ++r) expand_row(a + r * lda, K, y, kTile, dst + r * ldd, L);
+  for (int r = 0; r < R; ++r) expand_row(a + r * lda, K, y, kLd, dst + r * ldd, L);
 }
 MSCA_HD void tile_expand(const float* a, int64_t lda, int R, int K, const float* y, float* dst, int64_t ldd, int L) {
-  cpu::gemm_rows(a, lda, R, K, y, kTile, dst, ldd, L, /*accumulate=*/false);
+  cpu::gemm_rows(a, lda, R, K, y, kLd, dst, ldd, L, /*accumulate=*/false);
 }
 
 // acc[r][k] += sum_l xp[r][l] y[k][l]   (xp packed)
 template <typename T>
 MSCA_HD void tile_dots(const T* xp, int R, const T* y, int K, T* acc, int L) {
-  outer_accumulate(xp, kTile, R, y, kTile, K, acc, L);
+  outer_accumulate(xp, kLd, R, y, kLd, K, acc, L);
 }
 MSCA_HD void tile_dots(const float* xp, int R, const float* y, int K, float* acc, int L) {
-  cpu::tile_dots_fp32<kTile>(xp, kTile, R, y, kTile, K, acc, L);
+  cpu::tile_dots_fp32<kTile>(xp, kLd, R, y, kLd, K, acc, L);
 }
 
-// Channel attention of one tile: y (K x kTile) = softmax over K of psi Fc1 + b (c1p packed).
+// Channel attention of one tile: y (K x kLd) = softmax over K of psi Fc1 + b (c1p packed).
 template <typename T>
 MSCA_HD void channel_attention_tile(const T* psi, const T* bias, int K, int M1, const T* c1p, T* y,
                                     T* colmax, T* colsum, int L) {
-  for (int k = 0; k < K; ++k) std::fill(y + k * kTile, y + k * kTile + L, bias[k]);
+  for (int k = 0; k < K; ++k) std::fill(y + k * kLd, y + k * kLd + L, bias[k]);
   tile_project(psi, M1, K, M1, c1p, y, L);
-  softmax_columns(y, kTile, K, L, colmax, colsum);
+  softmax_columns(y, kLd, K, L, colmax, colsum);
 }
 
-// Spatial logits of one tile: y (K x kTile) = phi Z (zp: packed [Fx2; Fc2], C2 rows).
+// Spatial logits of one exemplar tile: packs Z = [Fx2; Fc2] (N + M2 rows of L pixels from
+// image rows of stride P2) into zp, then y (K x kLd) = phi Z.
 template <typename T>
-MSCA_HD void spatial_logits_tile(const T* phi, int K, int C2, const T* zp, T* y, int L) {
-  for (int k = 0; k < K; ++k) std::fill(y + k * kTile, y + k * kTile + L, T(0));
-  tile_project(phi, C2, K, C2, zp, y, L);
+MSCA_HD void spatial_logits_tile(const T* phi, int K, int N, int M2, const T* fx2, const T* fc2, int64_t P2,
+                                 T* zp, T* y, int L) {
+  pack_tile(fx2, P2, N, L, zp);
+  pack_tile(fc2, P2, M2, L, zp + N * kLd);
+  for (int k = 0; k < K; ++k) std::fill(y + k * kLd, y + k * kLd + L, T(0));
+  tile_project(phi, N + M2, K, N + M2, zp, y, L);
 }
 
 // Hot per-task bodies are templates inlined into one non-template function per dtype and
@@ -151,10 +158,10 @@ template <typename T>
 MSCA_TASK void forward_pass1_task(const ForwardArgs<T>& a, int64_t b, int64_t j) {
   const Dims& d = a.d;
   const int K = d.K, N = d.N, M2 = d.M2;
-  TaskScratch<T> scratch((K * kTile) + (K) + ((N + M2) * kTile));
-  T* y = scratch.take(K * kTile);
+  TaskScratch<T> scratch((K * kLd) + (K) + ((N + M2) * kLd));
+  T* y = scratch.take(K * kLd);
   T* scale = scratch.take(K);
-  T* zp = scratch.take((N + M2) * kTile);
+  T* zp = scratch.take((N + M2) * kLd);
   const int64_t task = b * a.ex.count + j;
   T* m = a.part_m + task * K;
   T* s = a.part_s + task * K;
@@ -167,10 +174,8 @@ MSCA_TASK void forward_pass1_task(const ForwardArgs<T>& a, int64_t b, int64_t j)
   const int64_t end = std::min(d.P2, (j + 1) * a.ex.size);
   for (int64_t t0 = j * a.ex.size; t0 < end; t0 += kTile) {
     const int L = static_cast<int>(std::min(kTile, end - t0));
-    pack_tile(x + t0, d.P2, N, L, zp);
-    pack_tile(c + t0, d.P2, M2, L, zp + N * kTile);
-    spatial_logits_tile(a.phi, K, N + M2, zp, y, L);
-    online_softmax_tile(y, kTile, K, L, m, s, scale);
+    spatial_logits_tile(a.phi, K, N, M2, x + t0, c + t0, d.P2, zp, y, L);
+    online_softmax_tile(y, kLd, K, L, m, s, scale);
     bool rescale = false;
     for (int k = 0; k < K; ++k) rescale |= scale[k] != T(1);
     if (rescale) {
@@ -186,11 +191,11 @@ template <typename T>
 MSCA_TASK void forward_pass2_task(const ForwardArgs<T>& a, int64_t b, int64_t j) {
   const Dims& d = a.d;
   const int K = d.K, N = d.N, M1 = d.M1;
-  TaskScratch<T> scratch((K * kTile) + (kTile) + (kTile) + (M1 * kTile));
-  T* y = scratch.take(K * kTile);
-  T* colmax = scratch.take(kTile);
-  T* colsum = scratch.take(kTile);
-  T* c1p = scratch.take(M1 * kTile);
+  TaskScratch<T> scratch((K * kLd) + (kLd) + (kLd) + (M1 * kLd));
+  T* y = scratch.take(K * kLd);
+  T* colmax = scratch.take(kLd);
+  T* colsum = scratch.take(kLd);
+  T* c1p = scratch.take(M1 * kLd);
   const T* c1 = a.fc1 + b * M1 * d.P1;
   T* o = a.out + b * N * d.P1;
   const int64_t end = std::min(d.P1, (j + 1) * a.tg.size);
@@ -223,13 +228,13 @@ template <typename T>
 MSCA_TASK void backward_sweep_a_task(const BackwardArgs<T>& a, int64_t b, int64_t j) {
   const Dims& d = a.d;
   const int K = d.K, N = d.N, M1 = d.M1;
-  TaskScratch<T> scratch((K * kTile) + (K * kTile) + (kTile) + (kTile) + (M1 * kTile) + (N * kTile));
-  T* beta = scratch.take(K * kTile);
-  T* g = scratch.take(K * kTile);
-  T* colmax = scratch.take(kTile);
-  T* colsum = scratch.take(kTile);
-  T* c1p = scratch.take(M1 * kTile);
-  T* gop = scratch.take(N * kTile);
+  TaskScratch<T> scratch((K * kLd) + (K * kLd) + (kLd) + (kLd) + (M1 * kLd) + (N * kLd));
+  T* beta = scratch.take(K * kLd);
+  T* g = scratch.take(K * kLd);
+  T* colmax = scratch.take(kLd);
+  T* colsum = scratch.take(kLd);
+  T* c1p = scratch.take(M1 * kLd);
+  T* gop = scratch.take(N * kLd);
   const int64_t task = b * a.tg.count + j;
   const T* c1 = a.fc1 + b * M1 * d.P1;
   const T* go = a.dout + b * N * d.P1;
@@ -242,29 +247,29 @@ MSCA_TASK void backward_sweep_a_task(const BackwardArgs<T>& a, int64_t b, int64_
     pack_tile(go + t0, d.P1, N, L, gop);
     channel_attention_tile(a.psi, a.bias, K, M1, c1p, beta, colmax, colsum, L);
     tile_dots(gop, N, beta, K, a.part_dvt + task * N * K, L);
-    for (int k = 0; k < K; ++k) std::fill(g + k * kTile, g + k * kTile + L, T(0));
+    for (int k = 0; k < K; ++k) std::fill(g + k * kLd, g + k * kLd + L, T(0));
     tile_project(a.vt_t + b * K * N, N, K, N, gop, g, L);            // dbeta
-    softmax_columns_backward(beta, g, kTile, K, L, colmax);  // dT
+    softmax_columns_backward(beta, g, kLd, K, L, colmax);  // dT
     tile_expand(a.psi_t, K, M1, K, g, gc1 + t0, d.P1, L);
     tile_dots(c1p, M1, g, K, a.part_dpsi + task * M1 * K, L);
     for (int k = 0; k < K; ++k) {
       T sum = T(0);
-      for (int l = 0; l < L; ++l) sum += g[k * kTile + l];
+      for (int l = 0; l < L; ++l) sum += g[k * kLd + l];
       dbias[k] += sum;
     }
   }
 }
 
 // Sweep B over one chunk of exemplar pixels: dFx2, dFc2; partial dphi^T. The tile holds
-// [P; dS] (2K x kTile) so that dFx2 = [dV, phi_x^T] [P; dS] is one expansion per row.
+// [P; dS] (2K x kLd) so that dFx2 = [dV, phi_x^T] [P; dS] is one expansion per row.
 template <typename T>
 MSCA_TASK void backward_sweep_b_task(const BackwardArgs<T>& a, int64_t b, int64_t j) {
   const Dims& d = a.d;
   const int K = d.K, N = d.N, M2 = d.M2;
-  TaskScratch<T> scratch((K * kTile) + (K * kTile) + ((N + M2) * kTile));
-  T* p = scratch.take(K * kTile);
-  T* g = scratch.take(K * kTile);
-  T* zp = scratch.take((N + M2) * kTile);
+  TaskScratch<T> scratch((K * kLd) + (K * kLd) + ((N + M2) * kLd));
+  T* p = scratch.take(K * kLd);
+  T* g = scratch.take(K * kLd);
+  T* zp = scratch.take((N + M2) * kLd);
   T* acc = a.part_dphi + (b * a.ex.count + j) * (N + M2) * K;
   const T* x = a.fx2 + b * N * d.P2;
   const T* c = a.fc2 + b * M2 * d.P2;
@@ -273,13 +278,11 @@ MSCA_TASK void backward_sweep_b_task(const BackwardArgs<T>& a, int64_t b, int64_
   const int64_t end = std::min(d.P2, (j + 1) * a.ex.size);
   for (int64_t t0 = j * a.ex.size; t0 < end; t0 += kTile) {
     const int L = static_cast<int>(std::min(kTile, end - t0));
-    pack_tile(x + t0, d.P2, N, L, zp);
-    pack_tile(c + t0, d.P2, M2, L, zp + N * kTile);
-    spatial_logits_tile(a.phi, K, N + M2, zp, p, L);
-    exp_shift(p, kTile, K, L, a.lse + b * K);
-    for (int k = 0; k < K; ++k) std::fill(g + k * kTile, g + k * kTile + L, T(0));
+    spatial_logits_tile(a.phi, K, N, M2, x + t0, c + t0, d.P2, zp, p, L);
+    exp_shift(p, kLd, K, L, a.lse + b * K);
+    for (int k = 0; k < K; ++k) std::fill(g + k * kLd, g + k * kLd + L, T(0));
     tile_project(a.dv_t + b * K * N, N, K, N, zp, g, L);  // dP
-    softmax_rows_backward(p, g, kTile, K, L, a.delta + b * K);   // dS
+    softmax_rows_backward(p, g, kLd, K, L, a.delta + b * K);   // dS
     tile_expand(a.coef_x + b * N * 2 * K, 2 * K, N, 2 * K, p, gx + t0, d.P2, L);
     tile_expand(a.phi_t + N * K, K, M2, K, g, gc + t0, d.P2, L);
     tile_dots(zp, N + M2, g, K, acc, L);

@@ -50,20 +50,12 @@ MSCA_HD f8 vmax(f8 a, f8 b) { return a > b ? a : b; }
 
 // math::exp_<float> on 8 lanes: the same range reduction and polynomial.
 MSCA_HD f8 exp8(f8 x) {
-  f8 c = x > splat(88.0f) ? splat(88.0f) : x;
-  c = c < splat(-87.0f) ? splat(-87.0f) : c;
-  const f8 n = (c * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-  const f8 r = c - n * 0.693145751953125f - n * 1.428606765330187e-06f;
-  f8 p = splat(1.0f / 720.0f);
-  p = p * r + 1.0f / 120.0f;
-  p = p * r + 1.0f / 24.0f;
-  p = p * r + 1.0f / 6.0f;
-  p = p * r + 0.5f;
-  p = p * r + 1.0f;
-  p = p * r + 1.0f;
+  f8 clamped = x > splat(88.0f) ? splat(88.0f) : x;
+  clamped = clamped < splat(-87.0f) ? splat(-87.0f) : clamped;
+  const f8 n = math::exp_exponent(clamped);
   const i8 bits = (__builtin_convertvector(n, i8) + 127) << 23;
   const f8 scale = (f8)bits;  // a same-size vector cast reinterprets the bits
-  return x < splat(-87.0f) ? splat(0.0f) : p * scale;
+  return x < splat(-87.0f) ? splat(0.0f) : math::exp_mantissa(clamped, n) * scale;
 }
 
 // math::online_softmax_tile for float.

@@ -37,26 +37,37 @@ MSCA_HD acc_t exp_(acc_t x) {
   return std::exp(x);
 }
 
-#ifndef __CUDACC__
-// exp for float on the CPU without a library call, so that loops over pixels vectorise:
-// exp(x) = 2^n * e^r with n = round(x / ln 2), |r| <= ln(2)/2, e^r by a degree-6
-// Taylor polynomial (relative error ~2e-7, about 2 ulp). exp(-inf) and anything
-// below the float range give exactly 0; the inputs here are logits minus a max (<= 0).
-template <>
-MSCA_HD float exp_<float>(float x) {
-  const float clamped = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
-  // Round to nearest by adding and subtracting 1.5 * 2^23: plain arithmetic vectorises.
-  const float n = (clamped * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-  const float r = clamped - n * 0.693145751953125f - n * 1.428606765330187e-06f;
-  float p = 1.0f / 720.0f;
-  p = p * r + 1.0f / 120.0f;
+// exp by range reduction, shared by the scalar and the vector (msca_cpu_fp32.h) CPU code:
+// exp(x) = 2^n * e^r with n = round(x / ln 2), |r| <= ln(2)/2, e^r by a degree-6 Taylor
+// polynomial (relative error ~2e-7, about 2 ulp). V is float or a vector of floats.
+// Rounds to nearest by adding and subtracting 1.5 * 2^23: plain arithmetic vectorises.
+template <typename V>
+MSCA_HD V exp_exponent(V clamped) {
+  return (clamped * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+}
+
+template <typename V>
+MSCA_HD V exp_mantissa(V clamped, V n) {
+  const V r = clamped - n * 0.693145751953125f - n * 1.428606765330187e-06f;
+  V p = r * (1.0f / 720.0f) + 1.0f / 120.0f;
   p = p * r + 1.0f / 24.0f;
   p = p * r + 1.0f / 6.0f;
   p = p * r + 0.5f;
   p = p * r + 1.0f;
-  p = p * r + 1.0f;
+  return p * r + 1.0f;
+}
+
+#ifndef __CUDACC__
+// exp for float on the CPU without a library call, so that loops over pixels vectorise.
+// exp(-inf) and anything below the float range give exactly 0; the inputs here are
+// logits minus a max (<= 0).
+template <>
+MSCA_HD float exp_<float>(float x) {
+  float clamped = x > 88.0f ? 88.0f : x;
+  clamped = clamped < -87.0f ? -87.0f : clamped;
+  const float n = exp_exponent(clamped);
   const float scale = __builtin_bit_cast(float, (static_cast<int>(n) + 127) << 23);
-  return x < -87.0f ? 0.0f : p * scale;
+  return x < -87.0f ? 0.0f : exp_mantissa(clamped, n) * scale;
 }
 #endif
 
