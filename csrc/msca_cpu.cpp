@@ -89,7 +89,7 @@ MSCA_HD void tile_project(const T* w, int64_t ldw, int K, int C, const T* xp, T*
   project_add(w, ldw, K, C, xp, kLd, y, kLd, L);
 }
 MSCA_HD void tile_project(const float* w, int64_t ldw, int K, int C, const float* xp, float* y, int L) {
-  cpu::gemm_rows(w, ldw, K, C, xp, kLd, y, kLd, L, /*accumulate=*/true);
+  cpu::gemm_rows</*kRowsOuter=*/false>(w, ldw, K, C, xp, kLd, y, kLd, L, /*accumulate=*/true);
 }
 
 // dst[r][l] = sum_k a[r][k] y[k][l]   (dst: image rows of stride ldd)
@@ -98,7 +98,7 @@ MSCA_HD void tile_expand(const T* a, int64_t lda, int R, int K, const T* y, T* d
   for (int r = 0; r < R; ++r) expand_row(a + r * lda, K, y, kLd, dst + r * ldd, L);
 }
 MSCA_HD void tile_expand(const float* a, int64_t lda, int R, int K, const float* y, float* dst, int64_t ldd, int L) {
-  cpu::gemm_rows(a, lda, R, K, y, kLd, dst, ldd, L, /*accumulate=*/false);
+  cpu::gemm_rows</*kRowsOuter=*/true>(a, lda, R, K, y, kLd, dst, ldd, L, /*accumulate=*/false);
 }
 
 // acc[r][k] += sum_l xp[r][l] y[k][l]   (xp packed)

@@ -121,54 +121,57 @@ MSCA_HD void softmax_columns(float* __restrict__ y, int64_t ldy, int K, int L,
   if (L_blocked < L) math::softmax_columns(y + L_blocked, ldy, K, L - L_blocked, colmax, colsum);
 }
 
-// y[r][l] (+)= sum_j a[r][j] * x[j][l]  for r < R, j < J, l < L (accumulate: add to y).
-// Blocks of 4 rows x 16 pixels: per j, 2 vector loads of x and 4 broadcasts feed 8 FMAs.
-// Rows outer, pixels inner, so each output row is written front to back; x should be
-// cache-resident (a packed tile, see pack_tile in msca_cpu.cpp), as every row block reads all of it.
+// One register block of gemm_rows: rows [r, r+RB) x pixels [l, l+16) of y, summed over j.
+// Per j, 2 vector loads of x and RB broadcasts of a feed 2*RB FMAs.
+template <int RB>
+MSCA_HD void gemm_rows_block(const float* __restrict__ a, int64_t lda, int r, int J,
+                             const float* __restrict__ x, int64_t ldx, float* __restrict__ y, int64_t ldy,
+                             int l, bool accumulate) {
+  f8 c[RB][2];
+  for (int i = 0; i < RB; ++i) {
+    c[i][0] = accumulate ? load8(y + (r + i) * ldy + l) : splat(0.f);
+    c[i][1] = accumulate ? load8(y + (r + i) * ldy + l + kLanes) : splat(0.f);
+  }
+  for (int j = 0; j < J; ++j) {
+    const f8 x0 = load8(x + j * ldx + l), x1 = load8(x + j * ldx + l + kLanes);
+    for (int i = 0; i < RB; ++i) {
+      const float w = a[(r + i) * lda + j];
+      c[i][0] += w * x0;
+      c[i][1] += w * x1;
+    }
+  }
+  for (int i = 0; i < RB; ++i) {
+    store8(y + (r + i) * ldy + l, c[i][0]);
+    store8(y + (r + i) * ldy + l + kLanes, c[i][1]);
+  }
+}
+
+// y[r][l] (+)= sum_j a[r][j] * x[j][l]  for r < R, j < J, l < L (accumulate: add to y),
+// in register blocks of 4 rows x 16 pixels. x should be cache-resident (a packed tile).
+// kRowsOuter: rows outer, pixels inner, so each output row is written front to back (for
+// the expansions into image rows, where x is the small K x L attention tile). Otherwise
+// pixels outer: the J x 16 column of x stays in L1 for all row blocks (for the
+// projections, where x has hundreds of rows and y only K).
+template <bool kRowsOuter>
 MSCA_HD void gemm_rows(const float* __restrict__ a, int64_t lda, int R, int J,
                        const float* __restrict__ x, int64_t ldx, float* __restrict__ y, int64_t ldy,
                        int L, bool accumulate) {
   const int L_blocked = L - L % kPixelBlock;
-  int r = 0;
-  for (; r + 4 <= R; r += 4) {
-    for (int l = 0; l < L_blocked; l += kPixelBlock) {
-      f8 c[4][2];
-      for (int i = 0; i < 4; ++i) {
-        c[i][0] = accumulate ? load8(y + (r + i) * ldy + l) : splat(0.f);
-        c[i][1] = accumulate ? load8(y + (r + i) * ldy + l + kLanes) : splat(0.f);
-      }
-      for (int j = 0; j < J; ++j) {
-        const f8 x0 = load8(x + j * ldx + l), x1 = load8(x + j * ldx + l + kLanes);
-        for (int i = 0; i < 4; ++i) {
-          const float w = a[(r + i) * lda + j];
-          c[i][0] += w * x0;
-          c[i][1] += w * x1;
-        }
-      }
-      for (int i = 0; i < 4; ++i) {
-        store8(y + (r + i) * ldy + l, c[i][0]);
-        store8(y + (r + i) * ldy + l + kLanes, c[i][1]);
-      }
-    }
+  const int R_blocked = R - R % 4;
+  if (kRowsOuter) {
+    for (int r = 0; r < R_blocked; r += 4)
+      for (int l = 0; l < L_blocked; l += kPixelBlock) gemm_rows_block<4>(a, lda, r, J, x, ldx, y, ldy, l, accumulate);
+  } else {
+    for (int l = 0; l < L_blocked; l += kPixelBlock)
+      for (int r = 0; r < R_blocked; r += 4) gemm_rows_block<4>(a, lda, r, J, x, ldx, y, ldy, l, accumulate);
   }
-  for (; r < R; ++r) {
-    for (int l = 0; l < L_blocked; l += kPixelBlock) {
-      f8 c0 = accumulate ? load8(y + r * ldy + l) : splat(0.f);
-      f8 c1 = accumulate ? load8(y + r * ldy + l + kLanes) : splat(0.f);
-      for (int j = 0; j < J; ++j) {
-        const float w = a[r * lda + j];
-        c0 += w * load8(x + j * ldx + l);
-        c1 += w * load8(x + j * ldx + l + kLanes);
-      }
-      store8(y + r * ldy + l, c0);
-      store8(y + r * ldy + l + kLanes, c1);
-    }
-  }
+  for (int r = R_blocked; r < R; ++r)
+    for (int l = 0; l < L_blocked; l += kPixelBlock) gemm_rows_block<1>(a, lda, r, J, x, ldx, y, ldy, l, accumulate);
   for (int l = L_blocked; l < L; ++l) {
-    for (int r2 = 0; r2 < R; ++r2) {
-      float s = accumulate ? y[r2 * ldy + l] : 0.f;
-      for (int j = 0; j < J; ++j) s += a[r2 * lda + j] * x[j * ldx + l];
-      y[r2 * ldy + l] = s;
+    for (int r = 0; r < R; ++r) {
+      float s = accumulate ? y[r * ldy + l] : 0.f;
+      for (int j = 0; j < J; ++j) s += a[r * lda + j] * x[j * ldx + l];
+      y[r * ldy + l] = s;
     }
   }
 }
