@@ -6,9 +6,10 @@
 // float and double compute in their own precision; float16 / bfloat16 are upcast to float
 // on entry and the results cast back.
 
+#include <ATen/ATen.h>
+#include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
 #include <torch/library.h>
-#include <torch/torch.h>
 
 #include <algorithm>
 #include <cstring>
