@@ -57,7 +57,7 @@ __device__ void channel_attention(const acc_t* psi, const acc_t* bias, int K, in
 template <typename in_t, typename acc_t>
 __global__ void forward_pass1_kernel(Dims d, int64_t chunk, const in_t* fx2, const in_t* fc2, const acc_t* phi,
                                      acc_t* part_m, acc_t* part_s, acc_t* part_acc) {
-  extern __shared__ unsigned char smem_raw[];
+  extern __shared__ __align__(16) unsigned char smem_raw[];
   acc_t* tile = reinterpret_cast<acc_t*>(smem_raw);  // K x kBlock: logits, then probabilities
   acc_t* acc = tile + d.K * kBlock;                   // N x K
   acc_t* m = acc + d.N * d.K;                         // K running max
@@ -137,7 +137,7 @@ template <typename in_t, typename acc_t>
 __global__ void backward_sweep_a_kernel(Dims d, const in_t* dout, const in_t* fc1, const acc_t* psi,
                                         const acc_t* bias, const acc_t* vt_t, const acc_t* psi_t, in_t* dfc1,
                                         acc_t* part_dvt, acc_t* part_dpsi, acc_t* part_dbias) {
-  extern __shared__ unsigned char smem_raw[];
+  extern __shared__ __align__(16) unsigned char smem_raw[];
   acc_t* beta_tile = reinterpret_cast<acc_t*>(smem_raw);  // K x kBlock
   acc_t* grad_tile = beta_tile + d.K * kBlock;            // K x kBlock: dT
   const int K = d.K, N = d.N, M1 = d.M1, tid = threadIdx.x;
@@ -188,7 +188,7 @@ __global__ void backward_sweep_b_kernel(Dims d, const in_t* fx2, const in_t* fc2
                                         const acc_t* lse, const acc_t* dv_t, const acc_t* delta,
                                         const acc_t* coef_x, const acc_t* phi_t, in_t* dfx2, in_t* dfc2,
                                         acc_t* part_dphi) {
-  extern __shared__ unsigned char smem_raw[];
+  extern __shared__ __align__(16) unsigned char smem_raw[];
   acc_t* grad_tile = reinterpret_cast<acc_t*>(smem_raw);  // K x kBlock: dS
   const int K = d.K, N = d.N, M2 = d.M2, C2 = N + M2, tid = threadIdx.x;
   const int64_t b = blockIdx.y, blk = blockIdx.x, blocks = gridDim.x;
