@@ -1,0 +1,1 @@
+"""The example-guided synthesis networks: feature pyramids, alignment, SPADE generator, discriminator."""

@@ -1,0 +1,72 @@
+"""SPADE layers and residual blocks (Park et al. 2019), conditioned on aligned features.
+
+In this model the condition of each SPADE layer is [F_x1^(i), F_c1^(i)] (paper section 3.3)
+rather than the raw label map.
+"""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.nn.utils.parametrizations import spectral_norm
+
+
+def param_free_norm(kind: str, channels: int) -> nn.Module:
+    """Normalisation without a learned affine: "batch", "syncbatch" (multi-GPU) or "instance"."""
+    if kind == "batch":
+        return nn.BatchNorm2d(channels, affine=False)
+    if kind == "syncbatch":
+        return nn.SyncBatchNorm(channels, affine=False)
+    if kind == "instance":
+        return nn.InstanceNorm2d(channels, affine=False)
+    raise ValueError(f"param_free_norm: expected 'batch', 'syncbatch' or 'instance', got {kind!r}")
+
+
+class SPADE(nn.Module):
+    """Spatially-adaptive denormalisation.
+
+    forward(x (B,C,H,W), condition (B,Cc,Hc,Wc)) -> norm(x) * (1 + gamma) + beta, (B,C,H,W),
+    where gamma and beta are 3x3 convs of a shared 3x3 conv + ReLU (``hidden`` channels) of the
+    condition, resized (nearest) to (H, W) when its size differs.
+    """
+
+    def __init__(self, channels: int, condition_channels: int, hidden: int = 128, norm: str = "batch") -> None:
+        super().__init__()
+        self.norm = param_free_norm(norm, channels)
+        self.shared = nn.Sequential(nn.Conv2d(condition_channels, hidden, 3, padding=1), nn.ReLU())
+        self.gamma = nn.Conv2d(hidden, channels, 3, padding=1)
+        self.beta = nn.Conv2d(hidden, channels, 3, padding=1)
+
+    def forward(self, x: Tensor, condition: Tensor) -> Tensor:
+        if condition.shape[-2:] != x.shape[-2:]:
+            condition = F.interpolate(condition, size=x.shape[-2:], mode="nearest")
+        hidden = self.shared(condition)
+        return self.norm(x) * (1 + self.gamma(hidden)) + self.beta(hidden)
+
+
+class SPADEResBlock(nn.Module):
+    """Residual block of two SPADE -> LeakyReLU(0.2) -> 3x3 conv stages (spectral norm), with a
+    learned SPADE -> 1x1 conv shortcut when the channel count changes.
+
+    forward(x (B,in_channels,H,W), condition (B,Cc,*,*)) -> (B,out_channels,H,W).
+    """
+
+    def __init__(
+        self, in_channels: int, out_channels: int, condition_channels: int, hidden: int = 128, norm: str = "batch"
+    ) -> None:
+        super().__init__()
+        middle = min(in_channels, out_channels)
+        self.norm_0 = SPADE(in_channels, condition_channels, hidden, norm)
+        self.conv_0 = spectral_norm(nn.Conv2d(in_channels, middle, 3, padding=1))
+        self.norm_1 = SPADE(middle, condition_channels, hidden, norm)
+        self.conv_1 = spectral_norm(nn.Conv2d(middle, out_channels, 3, padding=1))
+        self.learned_shortcut = in_channels != out_channels
+        if self.learned_shortcut:
+            self.norm_s = SPADE(in_channels, condition_channels, hidden, norm)
+            self.conv_s = spectral_norm(nn.Conv2d(in_channels, out_channels, 1, bias=False))
+
+    def forward(self, x: Tensor, condition: Tensor) -> Tensor:
+        shortcut = self.conv_s(self.norm_s(x, condition)) if self.learned_shortcut else x
+        dx = self.conv_0(F.leaky_relu(self.norm_0(x, condition), 0.2))
+        dx = self.conv_1(F.leaky_relu(self.norm_1(dx, condition), 0.2))
+        return shortcut + dx
