@@ -1,0 +1,105 @@
+"""Checkpoint files: atomic writes, the last N kept, read back with ``weights_only=True``.
+
+A checkpoint is written to ``<name>.tmp``, flushed to disk, then renamed over ``<name>``:
+a crash or Ctrl-C mid-write leaves the previous checkpoints intact and at most a stray
+``.tmp`` file, which the next save removes.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+
+PATTERN = re.compile(r"^checkpoint_(\d{8})\.pt$")
+
+
+def checkpoint_name(step: int) -> str:
+    return f"checkpoint_{step:08d}.pt"
+
+
+def list_checkpoints(directory: str | os.PathLike) -> list[Path]:
+    """Completed checkpoints in ``directory``, oldest first."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    found = [p for p in directory.iterdir() if PATTERN.match(p.name)]
+    return sorted(found, key=lambda p: int(PATTERN.match(p.name).group(1)))
+
+
+def latest_checkpoint(directory: str | os.PathLike) -> Path | None:
+    checkpoints = list_checkpoints(directory)
+    return checkpoints[-1] if checkpoints else None
+
+
+def save_checkpoint(state: dict[str, Any], directory: str | os.PathLike, step: int, keep: int = 3) -> Path:
+    """Write ``state`` as ``directory/checkpoint_<step>.pt`` atomically; keep the newest ``keep``."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    for stray in directory.glob("checkpoint_*.pt.tmp"):
+        stray.unlink()
+    final = directory / checkpoint_name(step)
+    temporary = final.with_name(final.name + ".tmp")
+    try:
+        with open(temporary, "wb") as handle:
+            torch.save(state, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, final)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    for old in list_checkpoints(directory)[:-keep]:
+        old.unlink()
+    return final
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """The state saved by :func:`save_checkpoint`, on the CPU, loaded with ``weights_only=True``."""
+    path = Path(path)
+    if path.is_dir():
+        found = latest_checkpoint(path)
+        if found is None:
+            raise FileNotFoundError(f"resume: no checkpoint_*.pt in {str(path)!r}")
+        path = found
+    if not path.is_file():
+        raise FileNotFoundError(f"resume: no such checkpoint {str(path)!r}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001
+        raise ValueError(f"resume: {str(path)!r} is not a readable checkpoint ({error})") from error
+    if not isinstance(state, dict) or "model_config" not in state:
+        raise ValueError(f"resume: {str(path)!r} is not an msca-fast training checkpoint")
+    return state
+
+
+# The frozen VGG-19 (80 MB) is stored once per checkpoint, not inside each generator copy.
+VGG_PREFIX = "image_pyramid.vgg."
+
+
+def without_vgg(generator_state: dict[str, Any]) -> dict[str, Any]:
+    """A generator state_dict minus the frozen VGG weights."""
+    return {k: v for k, v in generator_state.items() if not k.startswith(VGG_PREFIX)}
+
+
+def vgg_state(generator_state: dict[str, Any]) -> dict[str, Any]:
+    """Just the VGG part of a generator state_dict, keys relative to the VGG module."""
+    return {k[len(VGG_PREFIX) :]: v for k, v in generator_state.items() if k.startswith(VGG_PREFIX)}
+
+
+def with_vgg(generator_state: dict[str, Any], vgg: dict[str, Any]) -> dict[str, Any]:
+    """Inverse of :func:`without_vgg` + :func:`vgg_state`."""
+    return {**generator_state, **{VGG_PREFIX + k: v for k, v in vgg.items()}}
+
+
+def load_generator(source: str | os.PathLike | dict[str, Any], ema: bool = True):
+    """The generator of a training checkpoint (path, run folder or loaded state), in eval mode:
+    the EMA copy by default. ``ema=False`` gives the raw training weights."""
+    from msca_fast.models.generator import Generator
+
+    state = source if isinstance(source, dict) else load_checkpoint(source)
+    weights = state["generator_ema" if ema else "generator"]
+    return Generator.rebuild(state["model_config"], with_vgg(weights, state["vgg19"])).eval()
