@@ -1,0 +1,165 @@
+"""Training options and presets.
+
+A preset fills every option; options given explicitly override it. The model's architecture
+lives in :class:`msca_fast.models.config.ModelConfig` (saved in every checkpoint); this file
+holds how to train it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+DATASETS = ("synthetic", "coco-stuff", "ade20k", "folder")
+AMP_MODES = ("none", "bf16", "fp16")
+
+
+@dataclass
+class TrainConfig:
+    """How to train. Sizes are in pixels; ``steps`` counts adversarial iterations (each runs a
+    D update, and a G update every ``g_every``-th iteration)."""
+
+    preset: str = "cpu-demo"
+    dataset: str = "synthetic"
+    data_root: str | None = None
+    label_nc: int | None = None  # classes of a "folder" data set
+    dontcare_label: int | None = None  # "folder": this id becomes the extra don't-care class
+    filter_outdoor: bool = False  # COCO-Stuff: drop indoor / object-dominated images (paper)
+    num_images: int = 2000  # size of the synthetic data set
+    output_dir: str = "runs/cpu-demo"
+    # self-supervised sampling (paper section 3.4)
+    load_size: int = 128
+    patch_sizes: tuple[int, ...] = (64,)
+    patch_epochs: tuple[int, ...] = ()
+    global_size: int = 64
+    flip_probability: float = 0.5
+    # schedule
+    batch_size: int = 4
+    steps: int = 250
+    pretrain_steps: int = 50
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    beta1: float = 0.0
+    beta2: float = 0.9
+    ttur: bool = False  # SPADE's two time-scale rule: lr_g / 2, lr_d * 2
+    g_every: int = 1  # update G every n-th iteration (paper: 5)
+    lambda_global: float = 1.0  # lambda of Eq. 11
+    lambda_feat: float = 10.0
+    lambda_vgg: float = 10.0
+    ema_decay: float = 0.999
+    # model (the rest of ModelConfig keeps its defaults)
+    ngf: int = 16
+    ndf: int = 16
+    spade_hidden: int = 32
+    image_feature_channels: tuple[int, ...] = (16, 32, 32, 64, 64)
+    label_feature_channels: tuple[int, ...] = (16, 16, 32, 32, 32)
+    alignment: str = "msca"
+    msca_backend: str = "auto"
+    vgg_weights: str = "auto"  # "auto": ImageNet weights when available, else random (warned)
+    param_free_norm: str = "batch"
+    # machinery
+    amp: str = "none"
+    channels_last: bool = False
+    compile: bool = False
+    seed: int = 0
+    device: str = "auto"
+    workers: int = 0
+    log_every: int = 10
+    sample_every: int = 100
+    checkpoint_every: int = 100
+    keep_checkpoints: int = 3
+    num_samples: int = 4  # rows of the sample grid
+    resume: str | None = None  # "latest" or a checkpoint path
+
+    def __post_init__(self) -> None:
+        if self.dataset not in DATASETS:
+            raise ValueError(f"dataset: expected one of {list(DATASETS)}, got {self.dataset!r}")
+        if self.amp not in AMP_MODES:
+            raise ValueError(f"amp: expected one of {list(AMP_MODES)}, got {self.amp!r}")
+        for name in ("batch_size", "g_every", "keep_checkpoints", "log_every", "sample_every", "checkpoint_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}: expected a positive int, got {getattr(self, name)}")
+        for name in ("steps", "pretrain_steps", "workers", "num_samples"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name}: expected a non-negative int, got {getattr(self, name)}")
+        if self.dataset != "synthetic" and not self.data_root:
+            raise ValueError(f"data_root: the {self.dataset!r} data set needs --data-root")
+        if self.dataset == "folder" and not self.label_nc:
+            raise ValueError("label_nc: the 'folder' data set needs --label-nc (the number of classes)")
+        if not 0 <= self.ema_decay < 1:
+            raise ValueError(f"ema_decay: expected a number in [0, 1), got {self.ema_decay}")
+
+    @property
+    def learning_rates(self) -> tuple[float, float]:
+        """(lr_g, lr_d) after the TTUR rule."""
+        return (self.lr_g / 2, self.lr_d * 2) if self.ttur else (self.lr_g, self.lr_d)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # Finishes in about 10 minutes on a 2-core CPU: 64x64 outputs, a narrow model.
+    "cpu-demo": {},
+    # The paper's setting at 256x256 (section 4): 512 loads, 256 patches (384 after epoch 20).
+    "256": dict(
+        output_dir="runs/256",
+        load_size=512,
+        patch_sizes=(256, 384),
+        patch_epochs=(20,),
+        global_size=256,
+        batch_size=8,
+        steps=200_000,
+        pretrain_steps=5_000,
+        g_every=5,
+        ngf=64,
+        ndf=64,
+        spade_hidden=128,
+        image_feature_channels=(64, 128, 128, 256, 256),
+        label_feature_channels=(32, 32, 64, 64, 64),
+        vgg_weights="imagenet",
+        amp="bf16",
+        workers=8,
+        log_every=50,
+        sample_every=2_000,
+        checkpoint_every=5_000,
+        num_samples=8,
+    ),
+    "512": dict(
+        output_dir="runs/512",
+        load_size=1024,
+        patch_sizes=(512, 768),
+        patch_epochs=(20,),
+        global_size=512,
+        batch_size=4,
+        steps=200_000,
+        pretrain_steps=5_000,
+        g_every=5,
+        ngf=64,
+        ndf=64,
+        spade_hidden=128,
+        image_feature_channels=(64, 128, 128, 256, 256),
+        label_feature_channels=(32, 32, 64, 64, 64),
+        vgg_weights="imagenet",
+        amp="bf16",
+        workers=8,
+        log_every=50,
+        sample_every=2_000,
+        checkpoint_every=5_000,
+        num_samples=4,
+    ),
+}
+
+
+def make_config(preset: str = "cpu-demo", **overrides: Any) -> TrainConfig:
+    """The preset's options with ``overrides`` (None values are ignored) applied."""
+    if preset not in PRESETS:
+        raise ValueError(f"preset: expected one of {list(PRESETS)}, got {preset!r}")
+    values = {**PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None}}
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"unknown training options {unknown}")
+    return TrainConfig(preset=preset, **values)

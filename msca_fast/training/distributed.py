@@ -1,0 +1,77 @@
+"""Single-process or ``torchrun`` multi-process training: who am I, on which device."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    """rank / world_size of this process (0 / 1 when not launched by torchrun)."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def pick_device(preference: str, local_rank: int = 0) -> torch.device:
+    """"auto" -> this process's GPU when CUDA is available, else the CPU."""
+    if preference == "auto":
+        return torch.device("cuda", local_rank) if torch.cuda.is_available() else torch.device("cpu")
+    device = torch.device(preference)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device: {preference!r} asked for, but torch sees no CUDA device")
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", local_rank)
+    return device
+
+
+def init_distributed(device_preference: str) -> tuple[DistInfo, torch.device]:
+    """Join the process group when launched by torchrun (RANK/WORLD_SIZE set): NCCL on GPUs, gloo on CPU."""
+    if "RANK" not in os.environ or int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return DistInfo(), pick_device(device_preference)
+    info = DistInfo(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ.get("LOCAL_RANK", 0)))
+    device = pick_device(device_preference, info.local_rank)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return info, device
+
+
+def average_gradients(parameters: Iterable[torch.nn.Parameter], info: DistInfo) -> None:
+    """All-reduce (mean) the gradients of ``parameters`` across processes: DDP by hand, for the
+    pretraining stage, which runs only part of the generator."""
+    if not info.distributed:
+        return
+    for p in parameters:
+        if p.grad is not None:
+            dist.all_reduce(p.grad)
+            p.grad /= info.world_size
+
+
+def all_mean(value: torch.Tensor, info: DistInfo) -> torch.Tensor:
+    """The mean of a scalar tensor over processes (for logging)."""
+    if not info.distributed:
+        return value
+    value = value.detach().clone()
+    dist.all_reduce(value)
+    return value / info.world_size
+
+
+def cleanup(info: DistInfo) -> None:
+    if info.distributed and dist.is_initialized():
+        dist.destroy_process_group()

@@ -1,0 +1,362 @@
+"""The training loop: attention pretraining, then self-supervised adversarial training (Eq. 11).
+
+One data stream feeds both stages: iteration t (pretraining first, then adversarial) reads
+batch t of the epoch-by-epoch sampler, so resuming at any iteration continues exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import warnings
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
+
+from msca_fast.losses import VGGLoss
+from msca_fast.models.config import ModelConfig
+from msca_fast.models.discriminator import MultiscaleDiscriminator
+from msca_fast.models.generator import Generator
+from msca_fast.models.pretrain_head import AttentionPretrainHead
+from msca_fast.models.vgg import PERCEPTUAL_LAYERS, VGG19, VGGWeightsUnavailable
+from msca_fast.training import checkpoint as ckpt
+from msca_fast.training.config import TrainConfig
+from msca_fast.training.data import batches_per_epoch, build_pairs, epoch_loader, fixed_batch
+from msca_fast.training.distributed import DistInfo, all_mean, average_gradients
+from msca_fast.training.ema import make_ema, update_ema
+from msca_fast.training.losses_step import Batch, DiscriminatorObjective, Reconstructions, generator_losses
+from msca_fast.training.visuals import class_palette, sample_grid, save_grid
+
+
+def model_config_for(cfg: TrainConfig, num_classes: int) -> ModelConfig:
+    return ModelConfig(
+        num_classes=num_classes,
+        image_feature_channels=tuple(cfg.image_feature_channels),
+        label_feature_channels=tuple(cfg.label_feature_channels),
+        alignment=cfg.alignment,
+        msca_backend=cfg.msca_backend,
+        ngf=cfg.ngf,
+        ndf=cfg.ndf,
+        spade_hidden=cfg.spade_hidden,
+        param_free_norm=cfg.param_free_norm,
+        vgg_weights=cfg.vgg_weights,
+    )
+
+
+def build_generator(config: ModelConfig) -> tuple[Generator, ModelConfig]:
+    """The generator; vgg_weights "auto" falls back to a random VGG (loudly) when no
+    pretrained weights can be found. Returns the config with the weights actually used."""
+    if config.vgg_weights != "auto":
+        return Generator(config), config
+    try:
+        config = config.replace(vgg_weights="imagenet")
+        return Generator(config), config
+    except VGGWeightsUnavailable as error:
+        warnings.warn(
+            "vgg_weights='auto': no pretrained VGG-19 available, so this run uses a RANDOM VGG for the "
+            "feature pyramid and the perceptual loss; samples will be poor. " + str(error).split("\n", 1)[1],
+            stacklevel=2,
+        )
+        config = config.replace(vgg_weights="random")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return Generator(config), config
+
+
+def perceptual_vgg_like(generator: Generator) -> VGG19:
+    """A VGG19 tapping the perceptual-loss layers, with the generator's VGG weights."""
+    vgg = VGG19(PERCEPTUAL_LAYERS, weights="none")
+    source = generator.image_pyramid.vgg.features.state_dict()
+    vgg.features.load_state_dict({k: v for k, v in source.items() if int(k.split(".")[0]) < len(vgg.features)})
+    return vgg
+
+
+class Trainer:
+    """Owns the models, optimisers, AMP scaler and counters; :meth:`run` trains to cfg's end."""
+
+    def __init__(
+        self, cfg: TrainConfig, info: DistInfo, device: torch.device, images: Any, resume: dict | None = None
+    ) -> None:
+        self.cfg, self.info, self.device = cfg, info, device
+        self.out_dir = Path(cfg.output_dir)
+        num_classes = images.num_classes
+        if resume is not None:
+            model_config = ModelConfig.from_dict(resume["model_config"])
+            if model_config.num_classes != num_classes:
+                raise ValueError(
+                    f"resume: the checkpoint's model has {model_config.num_classes} classes, the data set "
+                    f"{num_classes}; resume with the data set it was trained on"
+                )
+            self.generator = Generator(model_config, vgg_weights="none")
+        else:
+            self.generator, model_config = build_generator(model_config_for(cfg, num_classes))
+        self.model_config = model_config
+        self.num_classes = num_classes
+        self.discriminator = MultiscaleDiscriminator(model_config)
+        self.head = AttentionPretrainHead(model_config)
+        self.vgg_loss = VGGLoss(perceptual_vgg_like(self.generator), weight=cfg.lambda_vgg)
+        memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
+        for module in (self.generator, self.discriminator, self.head, self.vgg_loss):
+            module.to(device, memory_format=memory_format)
+        self.generator_ema = make_ema(self.generator)
+
+        lr_g, lr_d = cfg.learning_rates
+        betas = (cfg.beta1, cfg.beta2)
+        trainable_g = [p for p in self.generator.parameters() if p.requires_grad]
+        self.opt_g = torch.optim.Adam(trainable_g, lr=lr_g, betas=betas)
+        self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=lr_d, betas=betas)
+        self.opt_pretrain = torch.optim.Adam(trainable_g + list(self.head.parameters()), lr=lr_g, betas=betas)
+        self.scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp == "fp16")
+        self.pretrain_step = 0
+        self.step = 0
+
+        self.images = images
+        self.pairs = build_pairs(cfg, images)
+        self.batches_per_epoch = batches_per_epoch(len(self.pairs), cfg.batch_size, info)
+        self.samples = fixed_batch(build_pairs(cfg, images, seed_offset=1), cfg.num_samples)
+        palette = getattr(images, "palette", None)
+        self.palette = torch.as_tensor(palette, dtype=torch.uint8) if palette is not None else class_palette(num_classes)
+        self.reconstructions: nn.Module = Reconstructions(self.generator)
+        self.d_objective: nn.Module = DiscriminatorObjective(self.discriminator)
+        self._wrapped = False
+        self.tensorboard = None
+        if resume is not None:
+            self.load_state_dict(resume)
+
+    # --- state ------------------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "model_config": self.model_config.to_dict(),
+            "train_config": self.cfg.to_dict(),
+            "generator": ckpt.without_vgg(self.generator.state_dict()),
+            "generator_ema": ckpt.without_vgg(self.generator_ema.state_dict()),
+            "vgg19": ckpt.vgg_state(self.generator.state_dict()),
+            "discriminator": self.discriminator.state_dict(),
+            "pretrain_head": self.head.state_dict(),
+            "optimizer_g": self.opt_g.state_dict(),
+            "optimizer_d": self.opt_d.state_dict(),
+            "optimizer_pretrain": self.opt_pretrain.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "step": self.step,
+            "pretrain_step": self.pretrain_step,
+            "rng_cpu": torch.get_rng_state(),
+            "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.generator.load_state_dict(ckpt.with_vgg(state["generator"], state["vgg19"]))
+        self.generator_ema.load_state_dict(ckpt.with_vgg(state["generator_ema"], state["vgg19"]))
+        self.discriminator.load_state_dict(state["discriminator"])
+        self.head.load_state_dict(state["pretrain_head"])
+        self.opt_g.load_state_dict(state["optimizer_g"])
+        self.opt_d.load_state_dict(state["optimizer_d"])
+        self.opt_pretrain.load_state_dict(state["optimizer_pretrain"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.step = int(state["step"])
+        self.pretrain_step = int(state["pretrain_step"])
+        torch.set_rng_state(state["rng_cpu"])
+        if torch.cuda.is_available() and state["rng_cuda"]:
+            torch.cuda.set_rng_state_all(state["rng_cuda"])
+
+    def save(self) -> Path | None:
+        """A checkpoint at the current iteration (main process only)."""
+        if not self.info.is_main:
+            return None
+        return ckpt.save_checkpoint(self.state_dict(), self.out_dir, self.iteration, self.cfg.keep_checkpoints)
+
+    @property
+    def iteration(self) -> int:
+        return self.pretrain_step + self.step
+
+    @property
+    def total_iterations(self) -> int:
+        return self.cfg.pretrain_steps + self.cfg.steps
+
+    # --- one iteration ----------------------------------------------------------------------
+
+    def _autocast(self):
+        if self.cfg.amp == "none":
+            return nullcontext()
+        dtype = torch.bfloat16 if self.cfg.amp == "bf16" else torch.float16
+        return torch.autocast(self.device.type, dtype=dtype)
+
+    def to_batch(self, samples: dict) -> Batch:
+        """Collated pair samples -> device tensors, labels one-hot (B,C,H,W)."""
+        memory_format = torch.channels_last if self.cfg.channels_last else torch.contiguous_format
+
+        def image(key: str) -> Tensor:
+            return samples[key].to(self.device, non_blocking=True).contiguous(memory_format=memory_format)
+
+        def labels(key: str) -> Tensor:
+            ids = samples[key].to(self.device, non_blocking=True)
+            one_hot = F.one_hot(ids, self.num_classes).permute(0, 3, 1, 2).float()
+            return one_hot.contiguous(memory_format=memory_format)
+
+        return Batch(
+            labels("target_label"), image("target_image"), labels("exemplar_label"), image("exemplar_image"),
+            labels("global_label"), image("global_image"),
+        )  # fmt: skip
+
+    def pretrain_iteration(self, batch: Batch) -> dict[str, float]:
+        """Section 4: the aligned features must predict the target's VGG features, both tasks."""
+        lam = self.cfg.lambda_global
+        with self._autocast():
+            losses = {}
+            for task, (c1, x1, x2, c2) in {
+                "patch": (batch.c_p, batch.x_p, batch.x_q, batch.c_q),
+                "global": (batch.c, batch.x, batch.x, batch.c),
+            }.items():
+                predictions = self.head(self.generator.align(c1, x2, c2))
+                with torch.no_grad():
+                    targets = self.generator.image_pyramid.vgg_features(x1)
+                losses[f"pretrain_{task}"] = self.head.loss([p.float() for p in predictions], [t.float() for t in targets])
+            total = losses["pretrain_patch"] + lam * losses["pretrain_global"]
+        self.opt_pretrain.zero_grad(set_to_none=True)
+        self.scaler.scale(total).backward()
+        average_gradients(self.opt_pretrain.param_groups[0]["params"], self.info)
+        self.scaler.step(self.opt_pretrain)
+        self.scaler.update()
+        self.pretrain_step += 1
+        return {k: float(all_mean(v.detach().float(), self.info)) for k, v in losses.items()}
+
+    def _wrap_for_distributed(self) -> None:
+        if self._wrapped:
+            return
+        self._wrapped = True
+        if self.info.distributed:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.reconstructions = DistributedDataParallel(self.reconstructions, device_ids=ids)
+            self.d_objective = DistributedDataParallel(self.d_objective, device_ids=ids)
+        if self.cfg.compile:
+            self.reconstructions = torch.compile(self.reconstructions)
+            self.d_objective = torch.compile(self.d_objective)
+
+    def adversarial_iteration(self, batch: Batch) -> dict[str, float]:
+        """One D update, and a G update every cfg.g_every-th iteration (Eq. 11, lambda = lambda_global)."""
+        self._wrap_for_distributed()
+        cfg, lam = self.cfg, self.cfg.lambda_global
+        update_g = self.step % cfg.g_every == 0
+        logs: dict[str, Tensor] = {}
+        if update_g:
+            self.discriminator.requires_grad_(False)
+            with self._autocast():
+                fake_p, fake = self.reconstructions(batch.c_p, batch.x_q, batch.c_q, batch.c, batch.x)
+                terms = generator_losses(self.discriminator, self.vgg_loss, batch, fake_p, fake, cfg.lambda_feat)
+                g_loss = sum(v if k.endswith("patch") else lam * v for k, v in terms.items())
+            self.opt_g.zero_grad(set_to_none=True)
+            self.scaler.scale(g_loss).backward()
+            self.scaler.step(self.opt_g)
+            self.discriminator.requires_grad_(True)
+            logs.update(terms)
+            logs["g_total"] = g_loss
+        else:
+            with torch.no_grad(), self._autocast():
+                fake_p, fake = self.reconstructions(batch.c_p, batch.x_q, batch.c_q, batch.c, batch.x)
+        with self._autocast():
+            d_patch, d_global = self.d_objective(*batch, fake_p.detach(), fake.detach())
+            d_loss = d_patch + lam * d_global
+        self.opt_d.zero_grad(set_to_none=True)
+        self.scaler.scale(d_loss).backward()
+        self.scaler.step(self.opt_d)
+        self.scaler.update()
+        if update_g:
+            update_ema(self.generator_ema, self.generator, cfg.ema_decay)
+        self.step += 1
+        logs.update(d_patch=d_patch, d_global=d_global)
+        return {k: float(all_mean(v.detach().float(), self.info)) for k, v in logs.items()}
+
+    # --- outputs ----------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def write_samples(self) -> Path | None:
+        """samples/iter_<t>.png and samples/latest.png: target label | exemplar | EMA output | truth."""
+        if not self.info.is_main or self.cfg.num_samples == 0:
+            return None
+        batch = self.to_batch(self.samples)
+        with self._autocast():
+            outputs = self.generator_ema(batch.c_p, batch.x_q, batch.c_q).float()
+        grid = sample_grid(batch.c_p, batch.x_q, outputs, batch.x_p, self.palette)
+        folder = self.out_dir / "samples"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"iter_{self.iteration:08d}.png"
+        save_grid(grid, path)
+        save_grid(grid, folder / "latest.png")
+        if self.tensorboard is not None:
+            self.tensorboard.add_image("samples", grid, self.iteration)
+        return path
+
+    def log(self, phase: str, values: dict[str, float], images_per_second: float) -> None:
+        if not self.info.is_main:
+            return
+        record = {"iteration": self.iteration, "phase": phase, **values, "images_per_s": images_per_second}
+        with open(self.out_dir / "losses.jsonl", "a") as handle:
+            handle.write(json.dumps(record) + "\n")
+        if self.tensorboard is not None:
+            for key, value in values.items():
+                self.tensorboard.add_scalar(f"{phase}/{key}", value, self.iteration)
+            self.tensorboard.add_scalar("images_per_s", images_per_second, self.iteration)
+
+    # --- the loop ---------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Train until cfg.pretrain_steps + cfg.steps iterations; checkpoint on the way, on
+        Ctrl-C and at the end."""
+        cfg = self.cfg
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.tensorboard = open_tensorboard(self.out_dir) if self.info.is_main else None
+        self.generator.train()
+        self.discriminator.train()
+        bar = tqdm(
+            total=self.total_iterations, initial=self.iteration, disable=not self.info.is_main,
+            desc="training", dynamic_ncols=True,
+        )  # fmt: skip
+        images_per_iteration = cfg.batch_size * self.info.world_size * 2  # two reconstructions each
+        try:
+            while self.iteration < self.total_iterations:
+                epoch, start = divmod(self.iteration, self.batches_per_epoch)
+                for samples in epoch_loader(self.pairs, cfg, self.info, epoch, start):
+                    started = time.perf_counter()
+                    batch = self.to_batch(samples)
+                    pretraining = self.pretrain_step < cfg.pretrain_steps
+                    values = self.pretrain_iteration(batch) if pretraining else self.adversarial_iteration(batch)
+                    rate = images_per_iteration / (time.perf_counter() - started)
+                    bar.update(1)
+                    bar.set_postfix({k: f"{v:.3g}" for k, v in values.items() if k in SHOWN} | {"img/s": f"{rate:.1f}"})
+                    if self.iteration % cfg.log_every == 0:
+                        self.log("pretrain" if pretraining else "train", values, rate)
+                    if self.iteration % cfg.sample_every == 0:
+                        self.write_samples()
+                    if self.iteration % cfg.checkpoint_every == 0:
+                        self.save()
+                    if self.iteration >= self.total_iterations:
+                        break
+        except KeyboardInterrupt:
+            bar.close()
+            path = self.save()
+            if path is not None:
+                print(f"\ninterrupted: saved {path}; continue with --resume latest --output-dir {self.out_dir}")
+            raise
+        bar.close()
+        self.write_samples()
+        self.save()
+        if self.tensorboard is not None:
+            self.tensorboard.close()
+
+
+SHOWN = ("pretrain_patch", "g_total", "d_patch", "vgg_patch")
+
+
+def open_tensorboard(out_dir: Path):
+    """A SummaryWriter under out_dir/tensorboard when tensorboard is installed, else None."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return None
+    return SummaryWriter(str(out_dir / "tensorboard"))

@@ -1,0 +1,42 @@
+"""Sample grids: target label | exemplar | output | ground truth, one row per sample."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+import torchvision
+from torch import Tensor
+
+
+def class_palette(num_classes: int, seed: int = 7) -> Tensor:
+    """A fixed colour per class, (num_classes, 3) uint8 (random but the same on every call)."""
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randint(40, 256, (num_classes, 3), generator=gen, dtype=torch.uint8)
+
+
+def colorize(labels: Tensor, palette: Tensor) -> Tensor:
+    """One-hot (B,C,H,W) or ids (B,H,W) -> RGB (B,3,H,W) in [-1,1]; all-zero (don't-care) pixels are black."""
+    if labels.dim() == 4:
+        known = labels.sum(1) > 0
+        ids = labels.argmax(1)
+    else:
+        known = torch.ones_like(labels, dtype=torch.bool)
+        ids = labels
+    rgb = palette.to(labels.device)[ids.clamp_max(len(palette) - 1)].permute(0, 3, 1, 2).float() / 127.5 - 1
+    return rgb * known.unsqueeze(1) - (~known).unsqueeze(1).float()
+
+
+def sample_grid(target_labels: Tensor, exemplars: Tensor, outputs: Tensor, truths: Tensor, palette: Tensor) -> Tensor:
+    """A (3, H', W') image in [0,1]: each row is target label | exemplar | output | ground truth.
+    Exemplars are resized to the target size when they differ."""
+    size = outputs.shape[-2:]
+    if exemplars.shape[-2:] != size:
+        exemplars = torch.nn.functional.interpolate(exemplars, size=size, mode="bilinear", align_corners=False)
+    columns = [colorize(target_labels, palette), exemplars, outputs, truths]
+    tiles = torch.stack([c.detach().float().cpu() for c in columns], dim=1).flatten(0, 1)
+    return torchvision.utils.make_grid((tiles.clamp(-1, 1) + 1) / 2, nrow=len(columns), padding=2, pad_value=1.0)
+
+
+def save_grid(grid: Tensor, path: str | os.PathLike) -> None:
+    torchvision.utils.save_image(grid, path)
