@@ -7,7 +7,6 @@ import os
 import socket
 import subprocess
 import sys
-import warnings
 from pathlib import Path
 
 import pytest
@@ -16,20 +15,14 @@ import torch
 from msca_fast.training import checkpoint as ckpt
 from msca_fast.training import trainer as trainer_module
 from msca_fast.training.cli import main
+from tiny_run import TINY_ARGS, train_tiny
 
 ROOT = Path(__file__).resolve().parents[1]
-# 64x64 loads, 32x32 patches and global images, a narrow model, a random VGG.
-TINY = [
-    "--num-images", "8", "--load-size", "64", "--patch-sizes", "32", "--global-size", "32",
-    "--batch-size", "2", "--ngf", "4", "--ndf", "4", "--vgg-weights", "random",
-    "--log-every", "1", "--sample-every", "100", "--checkpoint-every", "100",
-]  # fmt: skip
+TINY = TINY_ARGS
 
 
 def run(out: Path, *extra: str) -> int:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the random-VGG warning
-        return main(["--output-dir", str(out), *TINY, *extra])
+    return train_tiny(out, *extra)
 
 
 def losses(out: Path) -> list[dict]:
@@ -129,3 +122,21 @@ def test_resuming_with_another_class_count_is_refused(tmp_path, capsys):
     torch.save(state, tmp_path / "checkpoint_00000009.pt")
     assert main(["--output-dir", str(tmp_path), *TINY, "--steps", "2", "--resume"]) == 2
     assert "classes" in capsys.readouterr().err
+
+
+def test_trains_on_a_label_folder(tmp_path):
+    from PIL import Image
+
+    root = tmp_path / "data"
+    (root / "images").mkdir(parents=True)
+    (root / "labels").mkdir()
+    gen = torch.Generator().manual_seed(0)
+    for i in range(4):
+        pixels = torch.randint(0, 256, (40, 48, 3), generator=gen, dtype=torch.uint8).numpy()
+        Image.fromarray(pixels).save(root / "images" / f"scene{i}.png")
+        ids = torch.randint(0, 3, (40, 48), generator=gen, dtype=torch.uint8).numpy()
+        Image.fromarray(ids).save(root / "labels" / f"scene{i}.png")
+    out = tmp_path / "run"
+    argv = ["--dataset", "folder", "--data-root", str(root), "--label-nc", "3", "--num-images", "4"]
+    assert run(out, *argv, "--pretrain-steps", "1", "--steps", "1") == 0
+    assert ckpt.load_checkpoint(out)["model_config"]["num_classes"] == 3

@@ -34,6 +34,7 @@ def parser() -> argparse.ArgumentParser:
     data.add_argument("--label-nc", type=int, help="folder data set: number of classes")
     data.add_argument("--dontcare-label", type=int, help="folder data set: this id becomes an extra class")
     data.add_argument("--filter-outdoor", action="store_true", default=None, help="COCO-Stuff: the paper's filter")
+    data.add_argument("--on-corrupt", choices=["skip", "fail"], help="unreadable files: skip with a warning, or fail")
     data.add_argument("--num-images", type=int, help="synthetic data set size")
     data.add_argument("--load-size", type=int, help="images are resized to this square (paper: 512)")
     data.add_argument("--patch-sizes", type=int, nargs="+", help="cross-reconstruction patch sizes (paper: 256 384)")

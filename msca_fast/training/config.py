@@ -26,6 +26,7 @@ class TrainConfig:
     label_nc: int | None = None  # classes of a "folder" data set
     dontcare_label: int | None = None  # "folder": this id becomes the extra don't-care class
     filter_outdoor: bool = False  # COCO-Stuff: drop indoor / object-dominated images (paper)
+    on_corrupt: str = "skip"  # unreadable files: "skip" (warn and count) or "fail"
     num_images: int = 2000  # size of the synthetic data set
     output_dir: str = "runs/cpu-demo"
     # self-supervised sampling (paper section 3.4)
@@ -75,6 +76,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.dataset not in DATASETS:
             raise ValueError(f"dataset: expected one of {list(DATASETS)}, got {self.dataset!r}")
+        if self.on_corrupt not in ("skip", "fail"):
+            raise ValueError(f"on_corrupt: expected 'skip' or 'fail', got {self.on_corrupt!r}")
         if self.amp not in AMP_MODES:
             raise ValueError(f"amp: expected one of {list(AMP_MODES)}, got {self.amp!r}")
         for name in ("batch_size", "g_every", "keep_checkpoints", "log_every", "sample_every", "checkpoint_every"):

@@ -21,13 +21,16 @@ def build_image_dataset(cfg: TrainConfig) -> Dataset:
     from msca_fast.data import folders
 
     if cfg.dataset == "coco-stuff":
-        return folders.CocoStuff(cfg.data_root, split="train", size=cfg.load_size, filter_outdoor=cfg.filter_outdoor)
+        return folders.CocoStuff(
+            cfg.data_root, split="train", size=cfg.load_size, filter_outdoor=cfg.filter_outdoor,
+            on_corrupt=cfg.on_corrupt,
+        )  # fmt: skip
     if cfg.dataset == "ade20k":
-        return folders.ADE20K(cfg.data_root, split="train", size=cfg.load_size)
+        return folders.ADE20K(cfg.data_root, split="train", size=cfg.load_size, on_corrupt=cfg.on_corrupt)
     return folders.LabelFolder(
-        cfg.data_root, label_nc=cfg.label_nc, size=cfg.load_size, dontcare_label=cfg.dontcare_label
-    )
-
+        cfg.data_root, label_nc=cfg.label_nc, size=cfg.load_size, dontcare_label=cfg.dontcare_label,
+        on_corrupt=cfg.on_corrupt,
+    )  # fmt: skip
 
 def build_pairs(cfg: TrainConfig, images: Dataset, seed_offset: int = 0) -> SelfSupervisedPairs:
     schedule = PairSchedule(

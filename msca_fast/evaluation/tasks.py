@@ -1,0 +1,76 @@
+"""The evaluation tasks: which exemplar each target gets, and what the ground truth is.
+
+  duplicate       the exemplar is the target image itself;
+  mirror          the exemplar is the target flipped left-right;
+  retrieve        the exemplar is another image retrieved by layout (:mod:`.retrieval`); the
+                  ground truth is the target's photo colour-corrected toward it (:mod:`.color`);
+  style-transfer  synthetic scenes only: the exemplar is scene j, the ground truth is the target
+                  layout i rendered in scene j's style (exact).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from msca_fast.evaluation.color import reinhard_transfer
+from msca_fast.evaluation.retrieval import retrieve_exemplars
+
+TASKS = ("duplicate", "mirror", "retrieve", "style-transfer")
+
+
+@dataclass
+class TaskSample:
+    """One row of a task: ids (H,W) int64 label maps, images (3,H,W) in [-1,1]."""
+
+    name: str
+    target_label: Tensor
+    exemplar_image: Tensor
+    exemplar_label: Tensor
+    truth: Tensor
+
+
+def build_task(
+    task: str, images: list[Tensor], labels: list[Tensor], names: list[str], num_classes: int, dataset=None
+) -> list[TaskSample]:
+    """The samples of ``task`` over the evaluation images (each (3,S,S)) and labels (each (S,S)).
+
+    ``dataset`` must be a :class:`msca_fast.data.synthetic.SyntheticScenes` for "style-transfer".
+    """
+    if task not in TASKS:
+        raise ValueError(f"task: expected one of {list(TASKS)}, got {task!r}")
+    n = len(images)
+    if task == "duplicate":
+        return [TaskSample(names[i], labels[i], images[i], labels[i], images[i]) for i in range(n)]
+    if task == "mirror":
+        return [TaskSample(names[i], labels[i], images[i].flip(-1), labels[i].flip(-1), images[i]) for i in range(n)]
+    if task == "retrieve":
+        chosen = retrieve_exemplars(torch.stack(labels), num_classes)
+        out = []
+        for i, j in enumerate(chosen):
+            truth = reinhard_transfer(images[i][None], images[j][None])[0]
+            out.append(TaskSample(f"{names[i]}<-{names[j]}", labels[i], images[j], labels[j], truth))
+        return out
+    from msca_fast.data.synthetic import SyntheticScenes, render
+
+    if not isinstance(dataset, SyntheticScenes):
+        raise ValueError("task: 'style-transfer' needs the synthetic data set (its renderer gives the exact ground truth)")
+    out = []
+    size = images[0].shape[-1]
+    for i in range(n):
+        j = (i + 1) % n  # each target takes the next scene's style
+        truth, truth_label = render(dataset.layout(i), dataset.style(j), size, size)
+        out.append(TaskSample(f"{names[i]}<-{names[j]}", truth_label, images[j], labels[j], truth))
+    return out
+
+
+def task_is_available(task: str, dataset) -> str | None:
+    """None when ``task`` can run on ``dataset``, else the reason."""
+    if task == "style-transfer":
+        from msca_fast.data.synthetic import SyntheticScenes
+
+        if not isinstance(dataset, SyntheticScenes):
+            return "needs the synthetic data set"
+    return None
