@@ -77,8 +77,12 @@ setup(
     description="Masked spatial-channel attention (ECCV 2020) as fused kernels, with the full example-guided synthesis system",
     packages=find_packages(include=["msca_fast", "msca_fast.*"]),
     python_requires=">=3.10",
-    install_requires=["torch>=2.4", "numpy>=1.24", "pillow>=9", "tqdm>=4.60"],
-    extras_require={"test": ["pytest>=8", "pytest-benchmark>=4"]},
+    install_requires=["torch>=2.4", "torchvision>=0.19", "numpy>=1.24", "pillow>=9", "tqdm>=4.60"],
+    extras_require={
+        "test": ["pytest>=8", "pytest-benchmark>=4"],
+        # The paper's metrics: LPIPS (calibrated VGG) and the FID Inception-v3 (msca_fast.metrics).
+        "eval": ["lpips>=0.1.4", "torch-fidelity>=0.4.0"],
+    },
     ext_modules=extensions(),
     cmdclass={"build_ext": BuildExtension},
 )

@@ -26,7 +26,7 @@ VARIANTS = ("msca", "gap", "no_masking", "no_attention")
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m msca_fast.ablation", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m msca_fast.ablation", description=__doc__, allow_abbrev=False,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     p.add_argument("--output-dir", default="ablation")
     p.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))

@@ -97,10 +97,10 @@ def make_suite(args: argparse.Namespace, device: torch.device):
 
     return MetricSuite(
         metrics=tuple(args.metrics),
+        lpips_backbone_weights=args.lpips_weights,
+        fid_inception_weights=args.fid_weights,
+        style_vgg_weights=args.vgg_weights,
         allow_missing=not args.strict,
-        lpips_weights=args.lpips_weights,
-        fid_weights=args.fid_weights,
-        vgg_weights=args.vgg_weights,
         device=device,
     )
 
@@ -139,16 +139,17 @@ def main(argv: list[str] | None = None) -> int:
     missing: dict[str, str] = {}
     html_rows: dict[str, list[str]] = {}
     try:
+        suite = make_suite(args, device)  # the metric networks load once
+        missing.update(suite.missing)
         for task in tasks:
             samples = build_task(
                 task, [it["image"] for it in items], [it["label"] for it in items], [it["name"] for it in items],
                 num_classes, dataset=images,
             )  # fmt: skip
-            suite = make_suite(args, device)
+            suite.reset()
             rows = run_task(generator, samples, suite, args.batch_size, device, out / "samples" / task, args.rows,
                             palette, task)  # fmt: skip
             results[column][task] = suite.compute()
-            missing.update(suite.missing)
             html_rows[task] = [str(p.relative_to(out)) for p in rows]
     except (ValueError, RuntimeError) as error:
         print(f"evaluate: error: {error}", file=sys.stderr)

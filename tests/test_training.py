@@ -140,3 +140,8 @@ def test_trains_on_a_label_folder(tmp_path):
     argv = ["--dataset", "folder", "--data-root", str(root), "--label-nc", "3", "--num-images", "4"]
     assert run(out, *argv, "--pretrain-steps", "1", "--steps", "1") == 0
     assert ckpt.load_checkpoint(out)["model_config"]["num_classes"] == 3
+
+
+def test_bf16_autocast_and_channels_last(tmp_path):
+    assert run(tmp_path, "--pretrain-steps", "1", "--steps", "1", "--amp", "bf16", "--channels-last") == 0
+    assert all(torch.isfinite(torch.tensor(r.get("g_total", 0.0))) for r in losses(tmp_path))

@@ -1,0 +1,32 @@
+"""Why a metric cannot be computed: its pretrained network or its package is missing."""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+
+class MetricUnavailable(RuntimeError):
+    """A metric cannot be computed on this machine; the message says how to make it available.
+
+    Its first line is a one-line reason (what an evaluation table prints as "n/a (reason)").
+    """
+
+
+class MetricWeightsUnavailable(MetricUnavailable):
+    """A metric's pretrained network weights were not given, found in the cache, or downloaded."""
+
+
+class MetricPackageMissing(MetricUnavailable, ImportError):
+    """A metric's optional package (the ``eval`` extra) is not installed."""
+
+
+def import_optional(module: str, pip_name: str, metric: str) -> ModuleType:
+    """Import ``module``, or raise :class:`MetricPackageMissing` telling how to install it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as error:
+        raise MetricPackageMissing(
+            f"{metric} needs the {pip_name!r} package, which is not installed ({error}).\n"
+            f"Install the evaluation extra: pip install 'msca-fast[eval]' (or pip install -r requirements.txt)."
+        ) from error

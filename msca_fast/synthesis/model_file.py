@@ -1,0 +1,85 @@
+"""A trained generator read from a checkpoint, with the facts the command line needs about it."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from msca_fast.models.generator import Generator
+from msca_fast.synthesis.errors import InputError
+from msca_fast.training.checkpoint import latest_checkpoint, load_checkpoint, load_generator
+
+# The raw label-map value each data set's don't-care pixels have; training maps it to the
+# last class (num_classes - 1), and so must synthesis.
+COCO_STUFF_DONTCARE = 255
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """generator: in eval mode on ``device``; dontcare: the raw id that means class
+    num_classes - 1 in label files (None: ids are classes as they are)."""
+
+    generator: Generator
+    path: Path
+    num_classes: int
+    dontcare: int | None
+
+
+def load_model(source: str | os.PathLike, ema: bool = True, device: str = "cpu") -> LoadedModel:
+    """The (EMA, unless ``ema=False``) generator of a checkpoint file or run folder.
+
+    Raises :class:`InputError` for a missing path, a file that is no msca-fast training
+    checkpoint, and a checkpoint whose weights do not fit its own model configuration.
+    """
+    path = Path(source)
+    if path.is_dir():
+        found = latest_checkpoint(path)
+        if found is None:
+            raise InputError(f"checkpoint: no checkpoint_*.pt in the folder {str(path)!r}")
+        path = found
+    elif not path.is_file():
+        raise InputError(f"checkpoint: no such file {str(path)!r}")
+    try:
+        state = load_checkpoint(path)
+    except (FileNotFoundError, ValueError) as error:
+        cause = error.__cause__
+        if cause is None:  # a readable file without the training checkpoint's keys
+            raise InputError(f"checkpoint: {_short(error).removeprefix('resume: ')}") from error
+        raise InputError(
+            f"checkpoint: {str(path)!r} is not a checkpoint file torch can read "
+            f"({type(cause).__name__}: {_short(cause, limit=100)})"
+        ) from error
+    weights = "generator_ema" if ema else "generator"
+    missing = [key for key in (weights, "vgg19") if key not in state]
+    if missing:
+        raise InputError(f"checkpoint: {str(path)!r} has no {missing} weights; is it an msca-fast training checkpoint?")
+    try:
+        generator = load_generator(state, ema=ema)
+    except (RuntimeError, ValueError, TypeError, KeyError) as error:
+        raise InputError(
+            f"checkpoint: {str(path)!r} does not fit the generator it describes "
+            f"(written by another version or configuration?): {_short(error)}"
+        ) from error
+    try:
+        generator = generator.to(torch.device(device))
+    except (RuntimeError, ValueError, AssertionError) as error:  # no such device, no CUDA build
+        raise InputError(f"device: cannot use {device!r}: {_short(error)}") from error
+    config = generator.config
+    return LoadedModel(generator, path, config.num_classes, _dontcare(state.get("train_config") or {}))
+
+
+def _dontcare(train_config: dict) -> int | None:
+    """The raw don't-care id the training data mapped to the last class, if any."""
+    if train_config.get("dataset") == "coco-stuff":
+        return COCO_STUFF_DONTCARE
+    return train_config.get("dontcare_label")
+
+
+def _short(error: BaseException, limit: int = 300) -> str:
+    """The first two lines of an error message, at most ``limit`` characters (torch's can be paragraphs)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    text = " ".join(lines[:2]) if lines else type(error).__name__
+    return text if len(text) <= limit else text[: limit - 3].rstrip() + "..."

@@ -1,0 +1,101 @@
+"""python -m msca_fast.evaluate and python -m msca_fast.ablation end to end on a tiny checkpoint."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import pytest
+import torch
+from PIL import Image
+
+from msca_fast import ablation, evaluate
+from tiny_run import TINY_ARGS, tiny_checkpoint
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    return tiny_checkpoint(tmp_path_factory.mktemp("tiny_run"))
+
+
+@pytest.fixture
+def offline(tmp_path, monkeypatch):
+    """An empty hub cache and downloads that fail, so metric networks are missing."""
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+
+    def refuse(url, *args, **kwargs):
+        raise OSError(f"test blocked a download of {url}")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", refuse)
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", refuse)
+    for name in ("MSCA_FAST_VGG16_WEIGHTS", "MSCA_FAST_FID_INCEPTION_WEIGHTS"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def evaluate_quietly(argv):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # random-VGG warnings
+        return evaluate.main(argv)
+
+
+def test_evaluate_writes_table_json_and_html(checkpoint, tmp_path):
+    out = tmp_path / "eval"
+    argv = ["--checkpoint", str(checkpoint), "--num-images", "5", "--size", "32", "--output-dir", str(out),
+            "--metrics", "psnr", "style", "--vgg-weights", "random", "--rows", "2"]  # fmt: skip
+    assert evaluate_quietly(argv) == 0
+    payload = json.loads((out / "results.json").read_text())
+    results = payload["results"][checkpoint.name]
+    assert set(results) == {"duplicate", "mirror", "retrieve", "style-transfer"}
+    for values in results.values():
+        assert 0 < values["psnr"] < 100 and values["style"] >= 0
+    assert "| style-transfer | PSNR ↑ |" in (out / "results.md").read_text()
+    page = (out / "index.html").read_text()
+    rows = list((out / "samples" / "mirror").glob("*.png"))
+    assert len(rows) == 2 and all(f"samples/mirror/{p.name}" in page for p in rows)
+    assert Image.open(rows[0]).size[0] > Image.open(rows[0]).size[1]  # one row of four tiles
+
+
+def test_missing_metric_networks_are_reported_not_faked(checkpoint, tmp_path, offline, capsys):
+    out = tmp_path / "eval"
+    argv = ["--checkpoint", str(checkpoint), "--num-images", "3", "--size", "32", "--output-dir", str(out),
+            "--tasks", "duplicate", "--metrics", "psnr", "lpips", "fid"]  # fmt: skip
+    assert evaluate_quietly(argv) == 0
+    payload = json.loads((out / "results.json").read_text())
+    assert payload["results"][checkpoint.name]["duplicate"]["lpips"] is None
+    assert "vgg16-397923af.pth" in payload["missing"]["lpips"]
+    assert "lpips: n/a" in capsys.readouterr().out
+    assert evaluate_quietly([*argv, "--strict"]) == 2
+    assert "evaluate: error:" in capsys.readouterr().err
+
+
+def test_bad_inputs_exit_with_a_message(checkpoint, tmp_path, capsys):
+    folder = tmp_path / "folder"
+    (folder / "images").mkdir(parents=True)
+    (folder / "labels").mkdir()
+    Image.new("RGB", (20, 20)).save(folder / "images" / "a.png")
+    Image.new("L", (20, 20)).save(folder / "labels" / "a.png")
+    cases = [
+        (["--checkpoint", str(tmp_path / "missing.pt")], "no such checkpoint"),
+        (["--checkpoint", str(checkpoint), "--dataset", "folder", "--data-root", str(folder), "--label-nc", "3"],
+         "trained with 12 classes"),
+        (["--checkpoint", str(checkpoint), "--tasks", "style-transfer", "--dataset", "folder",
+          "--data-root", str(folder), "--label-nc", "12"], "needs the synthetic data set"),
+    ]  # fmt: skip
+    for argv, message in cases:
+        assert evaluate_quietly([*argv, "--output-dir", str(tmp_path / "e"), "--metrics", "psnr"]) == 2
+        err = capsys.readouterr().err
+        assert "evaluate: error:" in err and message in err, err
+
+
+def test_ablation_trains_and_compares_variants(tmp_path):
+    argv = ["--output-dir", str(tmp_path), "--variants", "msca", "gap", "--eval-num-images", "3",
+            "--eval-size", "32", "--eval-metrics", "psnr", "--eval-tasks", "duplicate",
+            *TINY_ARGS, "--pretrain-steps", "0", "--steps", "1"]  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert ablation.main(argv) == 0
+    table = (tmp_path / "ablation.md").read_text()
+    assert "| task | measure | msca | gap |" in table
+    results = json.loads((tmp_path / "ablation.json").read_text())["results"]
+    assert results["msca"]["duplicate"]["psnr"] != results["gap"]["duplicate"]["psnr"]
+    assert ablation.main(["--output-dir", str(tmp_path), "--variant", "gap"]) == 2
