@@ -4,8 +4,8 @@
 
 The paper's configuration (ModelConfig defaults: 183 COCO-Stuff classes, ngf = ndf = 64,
 K = 8,16,16,16,16). The VGG-19 is randomly initialised: the timing does not depend on its
-weights. G is timed once per available MSCA backend; the best of ``repeats`` runs after one
-warm-up is printed as a markdown table.
+weights. G is timed once per available MSCA backend, the backends in alternation; the best of
+``repeats`` runs after one warm-up is printed as a markdown table.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import time
 import warnings
+from collections.abc import Callable
 
 import torch
 
@@ -27,14 +28,18 @@ def count(module: torch.nn.Module, trainable: bool) -> int:
     return sum(p.numel() for p in module.parameters() if p.requires_grad == trainable)
 
 
-def best_time(step, repeats: int) -> float:
-    step()  # warm-up: allocator and oneDNN primitive caches
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
+def best_times(steps: dict[str, Callable[[], None]], repeats: int) -> dict[str, float]:
+    """Best of ``repeats`` timed runs of each step after one warm-up each (allocator and oneDNN
+    primitive caches); the steps run in alternation so machine noise hits them alike."""
+    for step in steps.values():
         step()
-        times.append(time.perf_counter() - start)
-    return min(times)
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    for _ in range(repeats):
+        for name, step in steps.items():
+            start = time.perf_counter()
+            step()
+            times[name].append(time.perf_counter() - start)
+    return {name: min(values) for name, values in times.items()}
 
 
 def main() -> None:
@@ -67,16 +72,22 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, B={args.batch}, {args.size}x{args.size}\n")
     print("| network | trainable params | frozen params | MSCA backend | forward+backward (s) |")
     print("|---|---:|---:|---|---:|")
-    for backend in ["reference"] + (["cpu"] if _extension.extension_loaded() else []):
-        generator.set_msca_backend(backend)
-        seconds = best_time(generator_step, args.repeats)
+    def generator_step_on(backend: str) -> Callable[[], None]:
+        def step() -> None:
+            generator.set_msca_backend(backend)
+            generator_step()
+
+        return step
+
+    backends = ["reference"] + (["cpu"] if _extension.extension_loaded() else [])
+    steps = {f"G/{b}": generator_step_on(b) for b in backends} | {"D": discriminator_step}
+    seconds = best_times(steps, args.repeats)
+    for backend in backends:
         print(
             f"| G | {count(generator, True) / 1e6:.1f}M | {count(generator, False) / 1e6:.1f}M | {backend} | "
-            f"{seconds:.2f} |"
+            f"{seconds[f'G/{backend}']:.2f} |"
         )
-    seconds = best_time(discriminator_step, args.repeats)
-    print(f"| D | {count(discriminator, True) / 1e6:.1f}M | 0 | - | {seconds:.2f} |")
-
+    print(f"| D | {count(discriminator, True) / 1e6:.1f}M | 0 | - | {seconds['D']:.2f} |")
 
 if __name__ == "__main__":
     main()
