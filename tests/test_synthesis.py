@@ -374,7 +374,7 @@ def test_cli_attention(files, capsys):
 
 
 BAD_INPUTS = {
-    "missing checkpoint": (lambda f: _single(f, checkpoint=f.root / "nope.pt"), "no such file"),
+    "missing checkpoint": (lambda f: _single(f, checkpoint=f.root / "nope.pt"), "no such checkpoint"),
     "run folder without checkpoints": (lambda f: _single(f, checkpoint=f.empty_run), "no checkpoint_*.pt"),
     "not a checkpoint": (lambda f: _single(f, checkpoint=f.not_checkpoint), "not a checkpoint file"),
     "foreign torch file": (lambda f: _single(f, checkpoint=f.foreign), "not an msca-fast training checkpoint"),

@@ -145,3 +145,10 @@ def test_trains_on_a_label_folder(tmp_path):
 def test_bf16_autocast_and_channels_last(tmp_path):
     assert run(tmp_path, "--pretrain-steps", "1", "--steps", "1", "--amp", "bf16", "--channels-last") == 0
     assert all(torch.isfinite(torch.tensor(r.get("g_total", 0.0))) for r in losses(tmp_path))
+
+
+def test_epochs_replace_steps(tmp_path):
+    # 8 images in batches of 2: 4 iterations per epoch, so 2 epochs are 8 iterations.
+    assert run(tmp_path, "--pretrain-steps", "1", "--epochs", "2", "--steps", "999") == 0
+    state = ckpt.load_checkpoint(tmp_path)
+    assert (state["pretrain_step"], state["step"]) == (1, 7)

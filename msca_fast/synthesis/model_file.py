@@ -10,7 +10,7 @@ import torch
 
 from msca_fast.models.generator import Generator
 from msca_fast.synthesis.errors import InputError
-from msca_fast.training.checkpoint import latest_checkpoint, load_checkpoint, load_generator
+from msca_fast.training.checkpoint import load_checkpoint, load_generator
 
 # The raw label-map value each data set's don't-care pixels have; training maps it to the
 # last class (num_classes - 1), and so must synthesis.
@@ -35,19 +35,14 @@ def load_model(source: str | os.PathLike, ema: bool = True, device: str = "cpu")
     checkpoint, and a checkpoint whose weights do not fit its own model configuration.
     """
     path = Path(source)
-    if path.is_dir():
-        found = latest_checkpoint(path)
-        if found is None:
-            raise InputError(f"checkpoint: no checkpoint_*.pt in the folder {str(path)!r}")
-        path = found
-    elif not path.is_file():
-        raise InputError(f"checkpoint: no such file {str(path)!r}")
     try:
         state = load_checkpoint(path)
-    except (FileNotFoundError, ValueError) as error:
+    except FileNotFoundError as error:
+        raise InputError(str(error)) from error
+    except ValueError as error:
         cause = error.__cause__
         if cause is None:  # a readable file without the training checkpoint's keys
-            raise InputError(f"checkpoint: {_short(error).removeprefix('resume: ')}") from error
+            raise InputError(_short(error)) from error
         raise InputError(
             f"checkpoint: {str(path)!r} is not a checkpoint file torch can read "
             f"({type(cause).__name__}: {_short(cause, limit=100)})"

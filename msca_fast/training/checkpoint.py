@@ -63,16 +63,16 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     if path.is_dir():
         found = latest_checkpoint(path)
         if found is None:
-            raise FileNotFoundError(f"resume: no checkpoint_*.pt in {str(path)!r}")
+            raise FileNotFoundError(f"checkpoint: no checkpoint_*.pt in {str(path)!r}")
         path = found
     if not path.is_file():
-        raise FileNotFoundError(f"resume: no such checkpoint {str(path)!r}")
+        raise FileNotFoundError(f"checkpoint: no such checkpoint {str(path)!r}")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # noqa: BLE001
-        raise ValueError(f"resume: {str(path)!r} is not a readable checkpoint ({error})") from error
+        raise ValueError(f"checkpoint: {str(path)!r} is not a readable checkpoint ({error})") from error
     if not isinstance(state, dict) or "model_config" not in state:
-        raise ValueError(f"resume: {str(path)!r} is not an msca-fast training checkpoint")
+        raise ValueError(f"checkpoint: {str(path)!r} is not an msca-fast training checkpoint")
     return state
 
 

@@ -44,6 +44,7 @@ def parser() -> argparse.ArgumentParser:
     sched = p.add_argument_group("schedule")
     sched.add_argument("--batch-size", type=int, help="per process")
     sched.add_argument("--steps", type=int, help="adversarial iterations")
+    sched.add_argument("--epochs", type=int, help="train this many epochs instead of --steps (paper: 40)")
     sched.add_argument("--pretrain-steps", type=int, help="attention-pretraining iterations before them")
     sched.add_argument("--lr-g", type=float)
     sched.add_argument("--lr-d", type=float)

@@ -18,7 +18,8 @@ AMP_MODES = ("none", "bf16", "fp16")
 @dataclass
 class TrainConfig:
     """How to train. Sizes are in pixels; ``steps`` counts adversarial iterations (each runs a
-    D update, and a G update every ``g_every``-th iteration)."""
+    D update, and a G update every ``g_every``-th iteration); ``epochs``, when set, replaces it:
+    training then ends after that many passes over the data, pretraining iterations included."""
 
     preset: str = "cpu-demo"
     dataset: str = "synthetic"
@@ -38,6 +39,7 @@ class TrainConfig:
     # schedule
     batch_size: int = 4
     steps: int = 250
+    epochs: int | None = None  # when set: train this many epochs (pretraining included) instead of `steps`
     pretrain_steps: int = 50
     lr_g: float = 2e-4
     lr_d: float = 2e-4
@@ -83,6 +85,8 @@ class TrainConfig:
         for name in ("batch_size", "g_every", "keep_checkpoints", "log_every", "sample_every", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: expected a positive int, got {getattr(self, name)}")
+        if self.epochs is not None and self.epochs < 1:
+            raise ValueError(f"epochs: expected a positive int or None, got {self.epochs}")
         for name in ("steps", "pretrain_steps", "workers", "num_samples"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}: expected a non-negative int, got {getattr(self, name)}")
@@ -103,56 +107,37 @@ class TrainConfig:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
 
 
+# What the 256 and 512 presets share: the paper's network, schedule and update period.
+_PAPER: dict[str, Any] = dict(
+    patch_epochs=(20,),
+    epochs=40,
+    pretrain_steps=5_000,
+    g_every=5,
+    ngf=64,
+    ndf=64,
+    spade_hidden=128,
+    image_feature_channels=(64, 128, 128, 256, 256),
+    label_feature_channels=(32, 32, 64, 64, 64),
+    vgg_weights="imagenet",
+    amp="bf16",
+    workers=8,
+    log_every=50,
+    sample_every=2_000,
+    checkpoint_every=5_000,
+)
+
 PRESETS: dict[str, dict[str, Any]] = {
     # Finishes in about 10 minutes on a 2-core CPU: 64x64 outputs, a narrow model.
     "cpu-demo": {},
     # The paper's setting at 256x256 (section 4): 512 loads, 256 patches (384 after epoch 20).
     "256": dict(
-        output_dir="runs/256",
-        load_size=512,
-        patch_sizes=(256, 384),
-        patch_epochs=(20,),
-        global_size=256,
-        batch_size=8,
-        steps=200_000,
-        pretrain_steps=5_000,
-        g_every=5,
-        ngf=64,
-        ndf=64,
-        spade_hidden=128,
-        image_feature_channels=(64, 128, 128, 256, 256),
-        label_feature_channels=(32, 32, 64, 64, 64),
-        vgg_weights="imagenet",
-        amp="bf16",
-        workers=8,
-        log_every=50,
-        sample_every=2_000,
-        checkpoint_every=5_000,
-        num_samples=8,
-    ),
+        output_dir="runs/256", load_size=512, patch_sizes=(256, 384), global_size=256, batch_size=8,
+        num_samples=8, **_PAPER,
+    ),  # fmt: skip
     "512": dict(
-        output_dir="runs/512",
-        load_size=1024,
-        patch_sizes=(512, 768),
-        patch_epochs=(20,),
-        global_size=512,
-        batch_size=4,
-        steps=200_000,
-        pretrain_steps=5_000,
-        g_every=5,
-        ngf=64,
-        ndf=64,
-        spade_hidden=128,
-        image_feature_channels=(64, 128, 128, 256, 256),
-        label_feature_channels=(32, 32, 64, 64, 64),
-        vgg_weights="imagenet",
-        amp="bf16",
-        workers=8,
-        log_every=50,
-        sample_every=2_000,
-        checkpoint_every=5_000,
-        num_samples=4,
-    ),
+        output_dir="runs/512", load_size=1024, patch_sizes=(512, 768), global_size=512, batch_size=4,
+        num_samples=4, **_PAPER,
+    ),  # fmt: skip
 }
 
 

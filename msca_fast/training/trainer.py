@@ -177,6 +177,8 @@ class Trainer:
 
     @property
     def total_iterations(self) -> int:
+        if self.cfg.epochs is not None:
+            return max(self.cfg.epochs * self.batches_per_epoch, self.cfg.pretrain_steps)
         return self.cfg.pretrain_steps + self.cfg.steps
 
     # --- one iteration ----------------------------------------------------------------------
