@@ -1,7 +1,16 @@
+import os
+
 import pytest
 import torch
 
-from helpers import make_inputs
+# Triton picks its CPU interpreter or its GPU compiler once, when it is first imported (by
+# msca_fast or torch._dynamo, during collection). Without a GPU, pick the interpreter so that
+# tests/test_triton.py can run the kernels on CPU tensors. Only the "triton" backend reads
+# it, and it then never wins "auto" (see msca_fast/backends/triton_backend.py).
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
+from helpers import make_inputs  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

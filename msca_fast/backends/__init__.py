@@ -9,5 +9,6 @@ from msca_fast.backends.registry import (
 )
 from msca_fast.backends import reference_backend  # noqa: F401  (registers "reference")
 from msca_fast.backends import extension_backend  # noqa: F401  (registers "cpu" and "cuda")
+from msca_fast.backends import triton_backend  # noqa: F401  (registers "triton"; a missing triton shows in its why_not)
 
 __all__ = ["Backend", "backend_reasons", "register_backend", "registered_backends", "select_backend"]

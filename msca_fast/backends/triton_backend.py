@@ -1,0 +1,501 @@
+"""The "triton" backend: host launchers, custom ops, autograd and registration.
+
+The kernels live in :mod:`msca_fast.backends.triton_kernels`. The ops
+``msca_fast::triton_forward`` and ``msca_fast::triton_backward`` are ``torch.library.custom_op``
+with ``register_fake`` and ``register_autograd``, so torch.compile sees one opaque node per
+pass (fullgraph works) and autograd runs the two-sweep backward.
+
+Devices: CUDA tensors, with the GPU compiler. Triton chooses between its GPU compiler and its
+CPU interpreter once, when it is first imported (TRITON_INTERPRET=1 then selects the
+interpreter, and its own library functions such as tl.sum are built for it), so the kernels
+are built in that same mode. In an interpreter process the backend also serves CPU tensors
+(slow; for testing without a GPU), but only by name: its priority then drops below the
+reference's, so "auto" never picks it.
+
+fp32 inputs use exact fp32 dots ("ieee") unless :func:`set_fp32_dot_precision` opts in to tf32;
+16-bit inputs multiply in their own dtype with float32 accumulation. V and lse are saved in
+float32. The output is channels_last when fc1 is; each gradient of a feature map follows the
+layout of its input (channels_last or contiguous).
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+from msca_fast.backends.registry import Backend, register_backend
+from msca_fast.reference import is_channels_last
+from msca_fast.validation import Problem
+
+__all__ = ["set_fp32_dot_precision", "import_error", "INTERPRETED", "MAX_K"]
+
+_TILES_PER_SPLIT_INTERPRETED = 2  # small, so the tests' images span several splits
+_MIN_TILES_PER_SPLIT_GPU = 2
+_TRITON_DTYPE_NAMES = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}
+_SERVED_DTYPES = tuple(_TRITON_DTYPE_NAMES)
+_INT32_LIMIT = 2**31
+
+
+def _triton_runs_interpreted() -> bool:
+    """True when triton was imported under TRITON_INTERPRET=1: its library functions
+    (tl.zeros, tl.sum, ...) are then interpreter functions, and ours must be too."""
+    import triton
+    from triton.runtime.interpreter import InterpretedFunction
+
+    return isinstance(triton.language.standard.zeros, InterpretedFunction)
+
+
+def _load_kernels() -> ModuleType:
+    """msca_fast.backends.triton_kernels, its kernels built in the mode triton was imported in
+    (whatever TRITON_INTERPRET says by now)."""
+    import triton
+
+    with triton.knobs.runtime.scope():
+        triton.knobs.runtime.interpret = _triton_runs_interpreted()
+        return importlib.import_module("msca_fast.backends.triton_kernels")
+
+
+import_error: str | None = None
+kernels: ModuleType | None = None
+try:
+    kernels = _load_kernels()
+    MAX_K: int = kernels.MAX_K
+    # Fixed for the process: the kernels run in triton's CPU interpreter, not on a GPU.
+    INTERPRETED: bool = kernels.INTERPRETED
+except Exception as exc:  # a missing or broken triton must never break `import msca_fast`
+    import_error = f"{type(exc).__name__}: {exc}"
+    MAX_K = 0
+    INTERPRETED = False
+
+
+_fp32_dot_precision = "ieee"
+
+
+def set_fp32_dot_precision(precision: str) -> None:
+    """How the kernels multiply float32 inputs: "ieee" (default: exact float32, CUDA cores)
+    or "tf32" (tensor cores, about 1e-3 relative error). 16-bit inputs are unaffected."""
+    global _fp32_dot_precision
+    if precision not in ("ieee", "tf32"):
+        raise ValueError(f'precision: expected "ieee" or "tf32", got {precision!r}')
+    _fp32_dot_precision = precision
+
+
+# --- host-side helpers --------------------------------------------------------------------------
+
+
+def _cdiv(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def _padded_k(k: int) -> int:
+    """BK: K rounded up to the smallest padding the kernels are built for."""
+    return next(p for p in kernels.K_PADDINGS if p >= k)
+
+
+def _new_map(layout_of: Tensor, shape, dtype: torch.dtype | None = None) -> Tensor:
+    """An empty (B,C,H,W) tensor, channels_last when ``layout_of`` is, else contiguous."""
+    fmt = torch.channels_last if is_channels_last(layout_of) else torch.contiguous_format
+    dtype = layout_of.dtype if dtype is None else dtype
+    return torch.empty(shape, dtype=dtype, device=layout_of.device, memory_format=fmt)
+
+
+def _pixels(x: Tensor) -> Tensor:
+    """(B,C,H,W) -> (B,C,H*W): a view for contiguous and channels_last tensors, a copy where
+    H and W do not merge or where one batch element would span int32 offsets."""
+    flat = x.flatten(2)
+    if (flat.shape[1] - 1) * flat.stride(1) + (flat.shape[2] - 1) * flat.stride(2) >= _INT32_LIMIT:
+        flat = flat.contiguous()
+    return flat
+
+
+def _split_length(pixels: int, batch: int, block: int, device: torch.device) -> int:
+    """Pixels per split of forward pass 1: whole tiles, and enough splits to fill the GPU."""
+    tiles = _cdiv(pixels, block)
+    if device.type == "cuda":
+        programs = 4 * torch.cuda.get_device_properties(device).multi_processor_count
+        splits = max(1, min(programs // batch, _cdiv(tiles, _MIN_TILES_PER_SPLIT_GPU)))
+    else:
+        splits = _cdiv(tiles, _TILES_PER_SPLIT_INTERPRETED)
+    return block * _cdiv(tiles, splits)
+
+
+def _kernels() -> ModuleType:
+    if import_error is not None:
+        raise RuntimeError(f"the triton backend is unavailable: {import_error}")
+    return kernels
+
+
+def _dot_options(dtype: torch.dtype) -> dict:
+    return kernels.dot_constexprs(_TRITON_DTYPE_NAMES[dtype], _fp32_dot_precision)
+
+
+def _filled(t: Tensor | None, shape, value: float, like: Tensor) -> Tensor:
+    """t made contiguous, or a constant stand-in for an absent optional argument."""
+    return t.contiguous() if t is not None else like.new_full(shape, value)
+
+
+# --- forward and backward on raw tensors -----------------------------------------------------
+
+
+def _forward(fx2, fc2, fc1, phi, psi, psi_bias, gate) -> tuple[Tensor, Tensor, Tensor]:
+    """out (B,N,H1,W1), V (B,N,K) float32, lse (B,K) float32. Shapes as in the module doc."""
+    kernels = _kernels()
+    batch, n, m2, m1, k = fx2.shape[0], fx2.shape[1], fc2.shape[1], fc1.shape[1], phi.shape[0]
+    bk = _padded_k(k)
+    x, c2, c1 = _pixels(fx2), _pixels(fc2), _pixels(fc1)
+    p2, p1 = x.shape[2], c1.shape[2]
+    phi, psi = phi.contiguous(), psi.contiguous()
+    bias = _filled(psi_bias, (k,), 0.0, psi)
+    gate = _filled(gate, (batch, k), 1.0, psi)
+    dots = _dot_options(fx2.dtype)
+    f32 = {"dtype": torch.float32, "device": fx2.device}
+
+    block = kernels.block_p("aggregate")
+    split_len = _split_length(p2, batch, block, fx2.device)
+    splits = _cdiv(p2, split_len)
+    part_m = torch.empty(batch, splits, bk, **f32)
+    part_l = torch.empty(batch, splits, bk, **f32)
+    part_acc = torch.empty(batch, splits, n, bk, **f32)
+    kernels.msca_fwd_kernel_aggregate[lambda meta: (_cdiv(n, meta["BLOCK_N"]), splits, batch)](
+        fx2=x,
+        fc2=c2,
+        phi=phi,
+        part_m=part_m,
+        part_l=part_l,
+        part_acc=part_acc,
+        N=n,
+        M=m2,
+        K=k,
+        P=p2,
+        split_len=split_len,
+        s_xb=x.stride(0),
+        s_xc=x.stride(1),
+        s_xp=x.stride(2),
+        s_cb=c2.stride(0),
+        s_cc=c2.stride(1),
+        s_cp=c2.stride(2),
+        BK=bk,
+        BLOCK_P=block,
+        **dots,
+    )
+
+    v = torch.empty(batch, n, k, **f32)
+    lse = torch.empty(batch, k, **f32)
+    kernels.msca_fwd_kernel_combine[lambda meta: (_cdiv(n, meta["BLOCK_N"]), batch)](
+        part_m=part_m,
+        part_l=part_l,
+        part_acc=part_acc,
+        v=v,
+        lse=lse,
+        N=n,
+        K=k,
+        num_splits=splits,
+        BK=bk,
+    )
+
+    out = _new_map(fc1, (batch, n, fc1.shape[2], fc1.shape[3]), fx2.dtype)
+    o = _pixels(out)
+    block = kernels.block_p("distribute")
+    kernels.msca_fwd_kernel_distribute[(_cdiv(p1, block), batch)](
+        fc1=c1,
+        psi=psi,
+        psi_bias=bias,
+        v=v,
+        gate=gate,
+        out=o,
+        N=n,
+        M=m1,
+        K=k,
+        P=p1,
+        s_cb=c1.stride(0),
+        s_cc=c1.stride(1),
+        s_cp=c1.stride(2),
+        s_ob=o.stride(0),
+        s_oc=o.stride(1),
+        s_op=o.stride(2),
+        BK=bk,
+        BLOCK_P=block,
+        **dots,
+    )
+    return out, v, lse
+
+
+def _backward(grad_out, fx2, fc2, fc1, phi, psi, psi_bias, gate, v, lse) -> tuple[Tensor, ...]:
+    """Sweep A over the target pixels, the tiny (B,N,K) algebra, sweep B over the exemplar's.
+
+    Returns dfx2, dfc2, dfc1, dphi (K,N+M2), dpsi (K,M1), dpsi_bias (K,) and dgate (B,K);
+    the last two are empty (0,) tensors when the argument is None.
+    """
+    kernels = _kernels()
+    batch, n, m2, m1, k = fx2.shape[0], fx2.shape[1], fc2.shape[1], fc1.shape[1], phi.shape[0]
+    bk = _padded_k(k)
+    x, c2, c1, go = _pixels(fx2), _pixels(fc2), _pixels(fc1), _pixels(grad_out)
+    p2, p1 = x.shape[2], c1.shape[2]
+    phi_c, psi_c = phi.contiguous(), psi.contiguous()
+    bias = _filled(psi_bias, (k,), 0.0, psi)
+    gate_c = _filled(gate, (batch, k), 1.0, psi)
+    dots = _dot_options(fx2.dtype)
+    f32 = {"dtype": torch.float32, "device": fx2.device}
+
+    dfc1 = _new_map(fc1, fc1.shape)
+    d_c1 = _pixels(dfc1)
+    block = kernels.block_p("sweep_a")
+    tiles = _cdiv(p1, block)
+    part_dvt = torch.empty(batch, tiles, n, bk, **f32)
+    part_dpsi = torch.empty(batch, tiles, bk, m1, **f32)
+    part_dbias = torch.empty(batch, tiles, bk, **f32)
+    kernels.msca_bwd_kernel_sweep_a[(tiles, batch)](
+        grad_out=go,
+        fc1=c1,
+        psi=psi_c,
+        psi_bias=bias,
+        v=v,
+        gate=gate_c,
+        dfc1=d_c1,
+        part_dvt=part_dvt,
+        part_dpsi=part_dpsi,
+        part_dbias=part_dbias,
+        N=n,
+        M=m1,
+        K=k,
+        P=p1,
+        s_gb=go.stride(0),
+        s_gc=go.stride(1),
+        s_gp=go.stride(2),
+        s_cb=c1.stride(0),
+        s_cc=c1.stride(1),
+        s_cp=c1.stride(2),
+        s_db=d_c1.stride(0),
+        s_dc=d_c1.stride(1),
+        s_dp=d_c1.stride(2),
+        BK=bk,
+        BLOCK_P=block,
+        **dots,
+    )
+    # (B,N,K) and (B,K) algebra: too small for a kernel of its own.
+    dvt = part_dvt.sum(1)[..., :k]
+    dv = dvt * gate_c.float()[:, None, :]
+    dgate = (dvt * v).sum(1)
+    delta = (dv * v).sum(1)
+    dpsi = part_dpsi.sum((0, 1))[:k]
+    dbias = part_dbias.sum((0, 1))[:k]
+
+    dfx2, dfc2 = _new_map(fx2, fx2.shape), _new_map(fc2, fc2.shape)
+    d_x, d_c2 = _pixels(dfx2), _pixels(dfc2)
+    block = kernels.block_p("sweep_b")
+    tiles = _cdiv(p2, block)
+    part_dphi = torch.empty(batch, tiles, n + m2, bk, **f32)
+    kernels.msca_bwd_kernel_sweep_b[(tiles, batch)](
+        fx2=x,
+        fc2=c2,
+        phi=phi_c,
+        lse=lse,
+        dv=dv,
+        delta=delta,
+        dfx2=d_x,
+        dfc2=d_c2,
+        part_dphi=part_dphi,
+        N=n,
+        M=m2,
+        K=k,
+        P=p2,
+        s_xb=x.stride(0),
+        s_xc=x.stride(1),
+        s_xp=x.stride(2),
+        s_cb=c2.stride(0),
+        s_cc=c2.stride(1),
+        s_cp=c2.stride(2),
+        s_dxb=d_x.stride(0),
+        s_dxc=d_x.stride(1),
+        s_dxp=d_x.stride(2),
+        s_dcb=d_c2.stride(0),
+        s_dcc=d_c2.stride(1),
+        s_dcp=d_c2.stride(2),
+        BK=bk,
+        BLOCK_P=block,
+        **dots,
+    )
+    dphi = part_dphi.sum((0, 1))[:, :k].t().contiguous()
+
+    return (
+        dfx2,
+        dfc2,
+        dfc1,
+        dphi.to(phi.dtype),
+        dpsi.to(psi.dtype),
+        dbias.to(psi_bias.dtype) if psi_bias is not None else fx2.new_empty((0,)),
+        dgate.to(gate.dtype) if gate is not None else fx2.new_empty((0,)),
+    )
+
+
+# --- custom ops ----------------------------------------------------------------------------------
+
+
+@torch.library.custom_op("msca_fast::triton_forward", mutates_args=())
+def triton_forward(
+    fx2: Tensor,
+    fc2: Tensor,
+    fc1: Tensor,
+    phi: Tensor,
+    phi_bias: Optional[Tensor],
+    psi: Tensor,
+    psi_bias: Optional[Tensor],
+    gate: Optional[Tensor],
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Eq. 4-8 -> (out (B,N,H1,W1), V (B,N,K) float32, lse (B,K) float32).
+
+    phi_bias is taken only so autograd can give it its exact gradient, zero: it adds a
+    constant to each row of the spatial logits and cancels in the softmax.
+    """
+    return _forward(fx2, fc2, fc1, phi, psi, psi_bias, gate)
+
+
+@triton_forward.register_fake
+def _(fx2, fc2, fc1, phi, phi_bias, psi, psi_bias, gate):
+    batch, n, k = fx2.shape[0], fx2.shape[1], phi.shape[0]
+    out = _new_map(fc1, (batch, n, fc1.shape[2], fc1.shape[3]), fx2.dtype)
+    return out, fx2.new_empty((batch, n, k), dtype=torch.float32), fx2.new_empty((batch, k), dtype=torch.float32)
+
+
+@torch.library.custom_op("msca_fast::triton_backward", mutates_args=())
+def triton_backward(
+    grad_out: Tensor,
+    fx2: Tensor,
+    fc2: Tensor,
+    fc1: Tensor,
+    phi: Tensor,
+    psi: Tensor,
+    psi_bias: Optional[Tensor],
+    gate: Optional[Tensor],
+    v: Tensor,
+    lse: Tensor,
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """-> (dfx2, dfc2, dfc1, dphi, dpsi, dpsi_bias or (0,), dgate or (0,))."""
+    return _backward(grad_out, fx2, fc2, fc1, phi, psi, psi_bias, gate, v, lse)
+
+
+@triton_backward.register_fake
+def _(grad_out, fx2, fc2, fc1, phi, psi, psi_bias, gate, v, lse):
+    return (
+        _new_map(fx2, fx2.shape),
+        _new_map(fc2, fc2.shape),
+        _new_map(fc1, fc1.shape),
+        phi.new_empty(phi.shape),
+        psi.new_empty(psi.shape),
+        psi_bias.new_empty(psi_bias.shape) if psi_bias is not None else fx2.new_empty((0,)),
+        gate.new_empty(gate.shape) if gate is not None else fx2.new_empty((0,)),
+    )
+
+
+def _setup_context(ctx, inputs, output):
+    fx2, fc2, fc1, phi, phi_bias, psi, psi_bias, gate = inputs
+    _, v, lse = output
+    ctx.mark_non_differentiable(v, lse)
+    ctx.has_phi_bias = phi_bias is not None
+    ctx.save_for_backward(fx2, fc2, fc1, phi, psi, psi_bias, gate, v, lse)
+
+
+def _backward_formula(ctx, grad_out, grad_v, grad_lse):
+    fx2, fc2, fc1, phi, psi, psi_bias, gate, v, lse = ctx.saved_tensors
+    dfx2, dfc2, dfc1, dphi, dpsi, dbias, dgate = torch.ops.msca_fast.triton_backward(
+        grad_out, fx2, fc2, fc1, phi, psi, psi_bias, gate, v, lse
+    )
+    return (
+        dfx2,
+        dfc2,
+        dfc1,
+        dphi,
+        phi.new_zeros(phi.shape[0]) if ctx.has_phi_bias else None,
+        dpsi,
+        dbias if psi_bias is not None else None,
+        dgate if gate is not None else None,
+    )
+
+
+triton_forward.register_autograd(_backward_formula, setup_context=_setup_context)
+
+
+# --- the backend ---------------------------------------------------------------------------------
+
+
+def _fused_msca(fx2, fc2, fc1, phi, phi_bias, psi, psi_bias, gate):
+    """fx2 (B,N,H2,W2), fc2 (B,M2,H2,W2), fc1 (B,M1,H1,W1), phi (K,N+M2), psi (K,M1) -> (B,N,H1,W1)."""
+    device_type = fx2.device.type
+    if torch.is_autocast_enabled(device_type):
+        # The op is registered without autocast: run it in the autocast dtype, as the
+        # reference's matmuls would.
+        dtype = torch.get_autocast_dtype(device_type)
+        cast = [t.to(dtype) if t is not None else None for t in (fx2, fc2, fc1, phi, phi_bias, psi, psi_bias, gate)]
+        with torch.autocast(device_type, enabled=False):
+            return _fused_msca(*cast)
+    out, _, _ = torch.ops.msca_fast.triton_forward(fx2, fc2, fc1, phi, phi_bias, psi, psi_bias, gate)
+    return out
+
+
+def _not_fused(*args, **kwargs):
+    raise RuntimeError("the triton backend implements the fused op only")
+
+
+def _largest_batch_element(problem: Problem) -> int:
+    """Elements of the largest per-batch-element tensor the kernels index with int32 offsets."""
+    n, m2, m1 = problem.image_channels, problem.exemplar_label_channels, problem.target_label_channels
+    return max((n + m2) * problem.exemplar_pixels, max(n, m1) * problem.target_pixels)
+
+
+def why_not(problem: Problem) -> str | None:
+    """Why the triton backend cannot serve ``problem`` (None when it can)."""
+    if import_error is not None:
+        return f"triton is not usable: {import_error}"
+    if problem.stage != "msca":
+        return "implements the fused op only (aggregate/distribute use another backend)"
+    if problem.dtype not in _SERVED_DTYPES:
+        return f"takes float32, float16 or bfloat16, got {problem.dtype}"
+    if problem.num_regions > MAX_K:
+        return f"K = {problem.num_regions} exceeds the kernels' limit of {MAX_K}"
+    if _largest_batch_element(problem) >= _INT32_LIMIT:
+        return "a batch element holds 2**31 elements or more (the kernels use int32 offsets within one)"
+    if problem.device.type == "cuda":
+        return None
+    if problem.device.type == "cpu":
+        if INTERPRETED:
+            return None
+        return (
+            "CPU tensors: only with TRITON_INTERPRET=1 (set before triton is imported) and "
+            "backend='triton' (triton's interpreter, for testing)"
+        )
+    return f"runs on CUDA tensors, got {problem.device.type}"
+
+
+# Above "cuda" (10), whose kernels no GPU has tested yet: revisit with GPU benchmarks.
+PRIORITY = 20
+# Below "reference" (0), which serves everything: "auto" never picks the interpreter.
+INTERPRETER_PRIORITY = -1
+
+
+class _TritonBackend(Backend):
+    """A Backend whose priority is INTERPRETER_PRIORITY when the kernels run interpreted."""
+
+    @property
+    def priority(self) -> int:
+        return INTERPRETER_PRIORITY if INTERPRETED else self.__dict__["_priority"]
+
+    @priority.setter
+    def priority(self, value: int) -> None:
+        self.__dict__["_priority"] = value
+
+
+register_backend(
+    _TritonBackend(
+        name="triton",
+        priority=PRIORITY,
+        why_not=why_not,
+        msca=_fused_msca,
+        aggregate=_not_fused,
+        distribute=_not_fused,
+        description="Triton kernels: flash-decoding forward and two-sweep backward (CUDA; CPU via the interpreter)",
+    )
+)

@@ -1,0 +1,647 @@
+"""Triton kernels of the fused MSCA op (DESIGN.md section 3) and the configurations they launch with.
+
+Per batch element b (one letter per dimension, as in :mod:`msca_fast.reference`)::
+
+    Z = [Fx2; Fc2] (N+M2, P2)   S = phi Z (K, P2)        alpha = softmax over P2
+    V = Fx2 alpha^T (N, K)      T = psi Fc1 + b (K, P1)  beta = softmax over K
+    out = (V * g) beta (N, P1)
+
+Kernels, in launch order:
+
+    forward   msca_fwd_kernel_aggregate   grid (N chunks, P2 splits, B): flash-decoding over the
+                                          exemplar pixels -> per-split (m, l, acc) partials
+              msca_fwd_kernel_combine     grid (N chunks, B): partials -> V (B,N,K), lse (B,K)
+              msca_fwd_kernel_distribute  grid (P1 tiles, B): beta in registers, out = Vt beta
+    backward  msca_bwd_kernel_sweep_a     grid (P1 tiles, B): dFc1 and per-tile dVt, dpsi, dbias
+              msca_bwd_kernel_sweep_b     grid (P2 tiles, B): dFx2, dFc2 and per-tile dphi
+
+Feature maps are read and written as (B, C, P) with arbitrary strides (so channels_last and
+other dense layouts need no copy); weights are contiguous; V, lse and every partial are
+float32. K is padded to BK, a power of two >= 16 (tl.dot's minimum for 16-bit inputs), and
+the padded regions are masked out of both softmaxes. Offsets inside one batch element are
+int32 (the backend refuses a batch element of 2**31 elements or more); batch offsets are int64.
+
+Import it through :mod:`msca_fast.backends.triton_backend`, which builds the kernels in the
+mode triton itself was imported in (GPU compiler, or CPU interpreter under TRITON_INTERPRET=1);
+``INTERPRETED`` says which.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+
+import triton
+import triton.language as tl
+
+# True when the kernels are built for triton's CPU interpreter rather than the GPU compiler.
+INTERPRETED: bool = bool(triton.knobs.runtime.interpret)
+
+# --- launch configurations: the one list shared by the launcher and the compile test ----------
+
+K_PADDINGS = (16, 32)  # BK: K rounded up to one of these; larger K is refused (the paper uses 8 and 16)
+MAX_K = K_PADDINGS[-1]
+FP32_DOT_PRECISIONS = ("ieee", "tf32")  # "ieee" unless the caller opts in to tf32
+
+
+@dataclass(frozen=True)
+class LaunchConfig:
+    """One autotune candidate: constexpr block sizes, warps and pipeline stages."""
+
+    meta: dict = field(default_factory=dict)
+    num_warps: int = 4
+    num_stages: int = 2
+
+    def as_triton(self) -> triton.Config:
+        return triton.Config(dict(self.meta), num_warps=self.num_warps, num_stages=self.num_stages)
+
+
+# Pixels per tile, fixed per kernel (not autotuned: the number of per-tile partials and the
+# split length depend on it and are allocated before the launch).
+GPU_BLOCK_P = {"aggregate": 64, "combine": None, "distribute": 128, "sweep_a": 64, "sweep_b": 64}
+INTERPRETER_BLOCK_P = 16
+
+# Guesses to be revisited with GPU benchmarks: a lean and a wide candidate per kernel.
+GPU_CONFIGS = {
+    "aggregate": (
+        LaunchConfig({"BLOCK_N": 64, "BLOCK_C": 32}, num_warps=4, num_stages=2),
+        LaunchConfig({"BLOCK_N": 128, "BLOCK_C": 64}, num_warps=8, num_stages=2),
+    ),
+    "combine": (LaunchConfig({"BLOCK_N": 64}, num_warps=4, num_stages=1),),
+    "distribute": (
+        LaunchConfig({"BLOCK_N": 64, "BLOCK_C": 32}, num_warps=4, num_stages=2),
+        LaunchConfig({"BLOCK_N": 128, "BLOCK_C": 32}, num_warps=8, num_stages=2),
+    ),
+    "sweep_a": (
+        LaunchConfig({"BLOCK_N": 32, "BLOCK_C": 32}, num_warps=4, num_stages=1),
+        LaunchConfig({"BLOCK_N": 64, "BLOCK_C": 32}, num_warps=8, num_stages=2),
+    ),
+    "sweep_b": (
+        LaunchConfig({"BLOCK_N": 32, "BLOCK_C": 32}, num_warps=4, num_stages=1),
+        LaunchConfig({"BLOCK_N": 64, "BLOCK_C": 32}, num_warps=8, num_stages=2),
+    ),
+}
+
+# Small blocks so that the tests' small shapes still cross chunk, tile and split borders.
+INTERPRETER_CONFIG = LaunchConfig({"BLOCK_N": 16, "BLOCK_C": 16}, num_warps=1, num_stages=1)
+
+# The pointer arguments holding the input dtype; every other pointer is float32 and every
+# other non-constexpr argument an int32 (used to build ahead-of-time compile signatures).
+INPUT_DTYPE_POINTERS = {
+    "aggregate": ("fx2", "fc2", "phi"),
+    "combine": (),
+    "distribute": ("fc1", "psi", "psi_bias", "gate", "out"),
+    "sweep_a": ("grad_out", "fc1", "psi", "psi_bias", "gate", "dfc1"),
+    "sweep_b": ("fx2", "fc2", "phi", "dfx2", "dfc2"),
+}
+FLOAT32_POINTERS = {
+    "aggregate": ("part_m", "part_l", "part_acc"),
+    "combine": ("part_m", "part_l", "part_acc", "v", "lse"),
+    "distribute": ("v",),
+    "sweep_a": ("v", "part_dvt", "part_dpsi", "part_dbias"),
+    "sweep_b": ("lse", "dv", "delta", "part_dphi"),
+}
+# Constexprs that only the host chooses (the rest come from LaunchConfig.meta).
+HOST_CONSTEXPRS = {
+    "aggregate": ("BK", "BLOCK_P", "DOT_PRECISION", "UPCAST_DOTS"),
+    "combine": ("BK",),
+    "distribute": ("BK", "BLOCK_P", "DOT_PRECISION", "UPCAST_DOTS"),
+    "sweep_a": ("BK", "BLOCK_P", "DOT_PRECISION", "UPCAST_DOTS"),
+    "sweep_b": ("BK", "BLOCK_P", "DOT_PRECISION", "UPCAST_DOTS"),
+}
+
+
+def block_p(kernel: str) -> int:
+    """Pixels per tile of ``kernel`` (GPU or interpreter)."""
+    return INTERPRETER_BLOCK_P if INTERPRETED else GPU_BLOCK_P[kernel]
+
+
+def dot_constexprs(dtype: str, fp32_precision: str, interpreted: bool = INTERPRETED) -> dict:
+    """DOT_PRECISION and UPCAST_DOTS for inputs of triton dtype ``dtype`` ("fp32", "fp16", "bf16")."""
+    return {
+        "DOT_PRECISION": fp32_precision if dtype == "fp32" else "ieee",
+        "UPCAST_DOTS": interpreted and dtype == "bf16",
+    }
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One compiled form of one kernel: what triton.compile needs besides the target."""
+
+    kernel: str
+    dtype: str  # triton's name of the input dtype
+    constexprs: dict
+    num_warps: int
+    num_stages: int
+
+    def signature(self) -> dict[str, str]:
+        """Argument name -> triton type: constexpr, pointer to the input dtype / fp32, or i32."""
+        types = {}
+        for arg in KERNELS[self.kernel].fn.arg_names:
+            if arg in self.constexprs:
+                types[arg] = "constexpr"
+            elif arg in INPUT_DTYPE_POINTERS[self.kernel]:
+                types[arg] = "*" + self.dtype
+            elif arg in FLOAT32_POINTERS[self.kernel]:
+                types[arg] = "*fp32"
+            else:
+                types[arg] = "i32"
+        return types
+
+
+def gpu_variants() -> list[Variant]:
+    """Every variant the backend can launch on a GPU: kernel x input dtype x fp32 dot
+    precision x BK x autotune config. The combine kernel reads float32 partials only."""
+    found = []
+    for kernel in KERNELS:
+        dtypes = ("fp32",) if kernel == "combine" else ("fp32", "fp16", "bf16")
+        for dtype in dtypes:
+            precisions = FP32_DOT_PRECISIONS if dtype == "fp32" and kernel != "combine" else ("ieee",)
+            for precision, bk, config in itertools.product(precisions, K_PADDINGS, GPU_CONFIGS[kernel]):
+                host = {"BK": bk, "BLOCK_P": GPU_BLOCK_P[kernel], **dot_constexprs(dtype, precision, False)}
+                constexprs = {name: host[name] for name in HOST_CONSTEXPRS[kernel]}
+                found.append(Variant(kernel, dtype, {**constexprs, **config.meta}, config.num_warps, config.num_stages))
+    return found
+
+
+def _autotune(kernel: str, key: list[str]):
+    configs = [INTERPRETER_CONFIG] if INTERPRETED else list(GPU_CONFIGS[kernel])
+    return triton.autotune(configs=[c.as_triton() for c in configs], key=key)
+
+
+# --- shared pieces ------------------------------------------------------------------------------
+
+
+@triton.jit
+def _dot(a, b, DOT_PRECISION: tl.constexpr, UPCAST_DOTS: tl.constexpr):
+    """a @ b with a float32 accumulator. The interpreter stores bfloat16 as uint16 and would
+    multiply the bit patterns; UPCAST_DOTS (interpreter only) multiplies in float32 instead,
+    which is what the tensor cores compute for 16-bit inputs."""
+    if UPCAST_DOTS:
+        a = a.to(tl.float32)
+        b = b.to(tl.float32)
+    return tl.dot(a, b, input_precision=DOT_PRECISION)
+
+
+@triton.jit
+def _exemplar_logits_t(
+    p_x,
+    p_c,
+    phi,
+    o_p,
+    m_p,
+    o_k,
+    m_k,
+    N,
+    M,
+    s_xc,
+    s_xp,
+    s_cc,
+    s_cp,
+    BK: tl.constexpr,
+    BLOCK_P: tl.constexpr,
+    BLOCK_C: tl.constexpr,
+    DOT_PRECISION: tl.constexpr,
+    UPCAST_DOTS: tl.constexpr,
+):
+    """S^T [BLOCK_P, BK] = Z^T phi^T at pixels o_p of one batch element, Z = [Fx2; Fc2].
+
+    p_x, p_c: that element's Fx2 (N, P) and Fc2 (M, P); phi (K, N+M) contiguous.
+    Rows of masked pixels are 0 (the caller masks them out of the softmax).
+    """
+    b_s = tl.zeros([BLOCK_P, BK], dtype=tl.float32)
+    for c0 in range(0, N, BLOCK_C):
+        o_c = c0 + tl.arange(0, BLOCK_C)
+        m_c = o_c < N
+        # [BLOCK_P, BLOCK_C]
+        b_z = tl.load(p_x + o_p[:, None] * s_xp + o_c[None, :] * s_xc, mask=m_p[:, None] & m_c[None, :], other=0.0)
+        # [BLOCK_C, BK]
+        b_w = tl.load(phi + o_k[None, :] * (N + M) + o_c[:, None], mask=m_c[:, None] & m_k[None, :], other=0.0)
+        b_s += _dot(b_z, b_w, DOT_PRECISION, UPCAST_DOTS)
+    for c0 in range(0, M, BLOCK_C):
+        o_c = c0 + tl.arange(0, BLOCK_C)
+        m_c = o_c < M
+        b_z = tl.load(p_c + o_p[:, None] * s_cp + o_c[None, :] * s_cc, mask=m_p[:, None] & m_c[None, :], other=0.0)
+        b_w = tl.load(phi + o_k[None, :] * (N + M) + N + o_c[:, None], mask=m_c[:, None] & m_k[None, :], other=0.0)
+        b_s += _dot(b_z, b_w, DOT_PRECISION, UPCAST_DOTS)
+    return b_s
+
+
+@triton.jit
+def _target_attention(
+    p_c,
+    psi,
+    psi_bias,
+    o_p,
+    m_p,
+    o_k,
+    m_k,
+    M,
+    s_cc,
+    s_cp,
+    BK: tl.constexpr,
+    BLOCK_P: tl.constexpr,
+    BLOCK_C: tl.constexpr,
+    DOT_PRECISION: tl.constexpr,
+    UPCAST_DOTS: tl.constexpr,
+):
+    """beta [BK, BLOCK_P] in float32: softmax over the K regions of psi Fc1 + b at pixels o_p.
+
+    p_c: one batch element's Fc1 (M, P); psi (K, M) contiguous; psi_bias (K,).
+    Padded regions get weight 0; columns of masked pixels are valid but meaningless.
+    """
+    b_t = tl.zeros([BK, BLOCK_P], dtype=tl.float32)
+    for c0 in range(0, M, BLOCK_C):
+        o_c = c0 + tl.arange(0, BLOCK_C)
+        m_c = o_c < M
+        # [BK, BLOCK_C] @ [BLOCK_C, BLOCK_P]
+        b_w = tl.load(psi + o_k[:, None] * M + o_c[None, :], mask=m_k[:, None] & m_c[None, :], other=0.0)
+        b_c = tl.load(p_c + o_c[:, None] * s_cc + o_p[None, :] * s_cp, mask=m_c[:, None] & m_p[None, :], other=0.0)
+        b_t += _dot(b_w, b_c, DOT_PRECISION, UPCAST_DOTS)
+    b_t += tl.load(psi_bias + o_k, mask=m_k, other=0.0).to(tl.float32)[:, None]
+    b_t = tl.where(m_k[:, None], b_t, float("-inf"))
+    b_e = tl.exp(b_t - tl.max(b_t, 0)[None, :])
+    return b_e / tl.sum(b_e, 0)[None, :]
+
+
+# --- forward --------------------------------------------------------------------------------
+
+
+@_autotune("aggregate", key=["N", "M", "K"])
+@triton.jit
+def msca_fwd_kernel_aggregate(
+    fx2,
+    fc2,
+    phi,
+    part_m,
+    part_l,
+    part_acc,
+    N,
+    M,
+    K,
+    P,
+    split_len,
+    s_xb,
+    s_xc,
+    s_xp,
+    s_cb,
+    s_cc,
+    s_cp,
+    BK: tl.constexpr,
+    BLOCK_P: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_C: tl.constexpr,
+    DOT_PRECISION: tl.constexpr,
+    UPCAST_DOTS: tl.constexpr,
+):
+    """Pass 1 over one split of the exemplar pixels, for one chunk of the N image channels.
+
+    fx2 (B,N,P), fc2 (B,M,P) strided; phi (K,N+M). Writes the split's running max
+    part_m (B,S,BK), sum part_l (B,S,BK) and unnormalised V part_acc (B,S,N,BK), float32.
+    Every N chunk recomputes the split's logits; only chunk 0 writes m and l.
+    """
+    i_n, i_s, i_b = tl.program_id(0), tl.program_id(1), tl.program_id(2).to(tl.int64)
+    num_splits = tl.num_programs(1)
+    o_k = tl.arange(0, BK)
+    m_k = o_k < K
+    o_n = i_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    m_n = o_n < N
+    p_x = fx2 + i_b * s_xb
+    p_c = fc2 + i_b * s_cb
+
+    b_m = tl.full([BK], float("-inf"), dtype=tl.float32)
+    b_l = tl.zeros([BK], dtype=tl.float32)
+    b_acc = tl.zeros([BLOCK_N, BK], dtype=tl.float32)
+    p_start = i_s * split_len
+    p_end = tl.minimum(p_start + split_len, P)
+    for p0 in range(p_start, p_end, BLOCK_P):
+        o_p = p0 + tl.arange(0, BLOCK_P)
+        m_p = o_p < p_end
+        # [BLOCK_P, BK]
+        b_s = _exemplar_logits_t(
+            p_x, p_c, phi, o_p, m_p, o_k, m_k, N, M, s_xc, s_xp, s_cc, s_cp,
+            BK, BLOCK_P, BLOCK_C, DOT_PRECISION, UPCAST_DOTS,
+        )
+        b_s = tl.where(m_p[:, None], b_s, float("-inf"))
+        # Every tile holds at least one pixel, so b_m_new is finite and b_scale is 0 at first.
+        b_m_new = tl.maximum(b_m, tl.max(b_s, 0))
+        b_scale = tl.exp(b_m - b_m_new)
+        b_a = tl.exp(b_s - b_m_new[None, :])
+        b_l = b_l * b_scale + tl.sum(b_a, 0)
+        # [BLOCK_N, BLOCK_P] @ [BLOCK_P, BK]
+        b_x = tl.load(p_x + o_n[:, None] * s_xc + o_p[None, :] * s_xp, mask=m_n[:, None] & m_p[None, :], other=0.0)
+        b_acc = b_acc * b_scale[None, :] + _dot(b_x, b_a.to(b_x.dtype), DOT_PRECISION, UPCAST_DOTS)
+        b_m = b_m_new
+
+    o_slot = i_b * num_splits + i_s
+    tl.store(part_acc + (o_slot * N + o_n[:, None]) * BK + o_k[None, :], b_acc, mask=m_n[:, None])
+    if i_n == 0:
+        tl.store(part_m + o_slot * BK + o_k, b_m)
+        tl.store(part_l + o_slot * BK + o_k, b_l)
+
+
+@_autotune("combine", key=["N", "K"])
+@triton.jit
+def msca_fwd_kernel_combine(
+    part_m,
+    part_l,
+    part_acc,
+    v,
+    lse,
+    N,
+    K,
+    num_splits,
+    BK: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+):
+    """Pass 1's reduction over the splits: V (B,N,K) = sum_s acc_s e^(m_s - m) / l and
+    lse (B,K) = m + log l, with m the largest m_s and l = sum_s l_s e^(m_s - m). float32."""
+    i_n, i_b = tl.program_id(0), tl.program_id(1).to(tl.int64)
+    o_k = tl.arange(0, BK)
+    m_k = o_k < K
+    o_n = i_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    m_n = o_n < N
+
+    b_m = tl.full([BK], float("-inf"), dtype=tl.float32)
+    for i_s in range(0, num_splits):
+        b_m = tl.maximum(b_m, tl.load(part_m + (i_b * num_splits + i_s) * BK + o_k))
+    b_l = tl.zeros([BK], dtype=tl.float32)
+    b_acc = tl.zeros([BLOCK_N, BK], dtype=tl.float32)
+    for i_s in range(0, num_splits):
+        o_slot = i_b * num_splits + i_s
+        b_w = tl.exp(tl.load(part_m + o_slot * BK + o_k) - b_m)
+        b_l += tl.load(part_l + o_slot * BK + o_k) * b_w
+        b_part = tl.load(part_acc + (o_slot * N + o_n[:, None]) * BK + o_k[None, :], mask=m_n[:, None], other=0.0)
+        b_acc += b_part * b_w[None, :]
+
+    tl.store(v + (i_b * N + o_n[:, None]) * K + o_k[None, :], b_acc / b_l[None, :], mask=m_n[:, None] & m_k[None, :])
+    if i_n == 0:
+        tl.store(lse + i_b * K + o_k, b_m + tl.log(b_l), mask=m_k)
+
+
+@_autotune("distribute", key=["N", "M", "K"])
+@triton.jit
+def msca_fwd_kernel_distribute(
+    fc1,
+    psi,
+    psi_bias,
+    v,
+    gate,
+    out,
+    N,
+    M,
+    K,
+    P,
+    s_cb,
+    s_cc,
+    s_cp,
+    s_ob,
+    s_oc,
+    s_op,
+    BK: tl.constexpr,
+    BLOCK_P: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_C: tl.constexpr,
+    DOT_PRECISION: tl.constexpr,
+    UPCAST_DOTS: tl.constexpr,
+):
+    """Pass 2 for one tile of target pixels: out (B,N,P) = (V * g) beta.
+
+    fc1 (B,M,P) and out strided; psi (K,M), psi_bias (K,), gate (B,K) in the input dtype;
+    v (B,N,K) float32. Reads the tile of Fc1 once and writes the tile of out once.
+    """
+    i_t, i_b = tl.program_id(0), tl.program_id(1).to(tl.int64)
+    o_p = i_t * BLOCK_P + tl.arange(0, BLOCK_P)
+    m_p = o_p < P
+    o_k = tl.arange(0, BK)
+    m_k = o_k < K
+    # [BK, BLOCK_P]
+    b_beta = _target_attention(
+        fc1 + i_b * s_cb, psi, psi_bias, o_p, m_p, o_k, m_k, M, s_cc, s_cp,
+        BK, BLOCK_P, BLOCK_C, DOT_PRECISION, UPCAST_DOTS,
+    )
+    b_beta = b_beta.to(out.dtype.element_ty)
+    b_g = tl.load(gate + i_b * K + o_k, mask=m_k, other=0.0).to(tl.float32)
+    for n0 in range(0, N, BLOCK_N):
+        o_n = n0 + tl.arange(0, BLOCK_N)
+        m_n = o_n < N
+        # [BLOCK_N, BK]
+        b_v = tl.load(v + (i_b * N + o_n[:, None]) * K + o_k[None, :], mask=m_n[:, None] & m_k[None, :], other=0.0)
+        b_vt = (b_v * b_g[None, :]).to(out.dtype.element_ty)
+        b_o = _dot(b_vt, b_beta, DOT_PRECISION, UPCAST_DOTS)
+        tl.store(
+            out + i_b * s_ob + o_n[:, None] * s_oc + o_p[None, :] * s_op,
+            b_o.to(out.dtype.element_ty),
+            mask=m_n[:, None] & m_p[None, :],
+        )
+
+
+# --- backward -------------------------------------------------------------------------------
+
+
+@_autotune("sweep_a", key=["N", "M", "K"])
+@triton.jit
+def msca_bwd_kernel_sweep_a(
+    grad_out,
+    fc1,
+    psi,
+    psi_bias,
+    v,
+    gate,
+    dfc1,
+    part_dvt,
+    part_dpsi,
+    part_dbias,
+    N,
+    M,
+    K,
+    P,
+    s_gb,
+    s_gc,
+    s_gp,
+    s_cb,
+    s_cc,
+    s_cp,
+    s_db,
+    s_dc,
+    s_dp,
+    BK: tl.constexpr,
+    BLOCK_P: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_C: tl.constexpr,
+    DOT_PRECISION: tl.constexpr,
+    UPCAST_DOTS: tl.constexpr,
+):
+    """Backward sweep A, one tile of target pixels (grid (T, B)).
+
+    Recomputes beta; dVt = dOut beta^T, dbeta = Vt^T dOut, dT = beta (dbeta - sum_k beta dbeta),
+    dFc1 = psi^T dT (written, strided like dfc1), and this tile's partial sums
+    part_dvt (B,T,N,BK), part_dpsi (B,T,BK,M) = dT Fc1^T, part_dbias (B,T,BK) = sum_p dT.
+    """
+    i_t, i_b = tl.program_id(0), tl.program_id(1).to(tl.int64)
+    o_slot = i_b * tl.num_programs(0) + i_t
+    o_p = i_t * BLOCK_P + tl.arange(0, BLOCK_P)
+    m_p = o_p < P
+    o_k = tl.arange(0, BK)
+    m_k = o_k < K
+    p_c = fc1 + i_b * s_cb
+    # [BK, BLOCK_P]
+    b_beta = _target_attention(
+        p_c, psi, psi_bias, o_p, m_p, o_k, m_k, M, s_cc, s_cp,
+        BK, BLOCK_P, BLOCK_C, DOT_PRECISION, UPCAST_DOTS,
+    )
+    b_beta_t = tl.trans(b_beta.to(grad_out.dtype.element_ty))
+    b_g = tl.load(gate + i_b * K + o_k, mask=m_k, other=0.0).to(tl.float32)
+
+    b_dbeta = tl.zeros([BK, BLOCK_P], dtype=tl.float32)
+    for n0 in range(0, N, BLOCK_N):
+        o_n = n0 + tl.arange(0, BLOCK_N)
+        m_n = o_n < N
+        # [BLOCK_N, BLOCK_P]
+        b_do = tl.load(
+            grad_out + i_b * s_gb + o_n[:, None] * s_gc + o_p[None, :] * s_gp,
+            mask=m_n[:, None] & m_p[None, :],
+            other=0.0,
+        )
+        # [BK, BLOCK_N]
+        b_vt = tl.load(v + (i_b * N + o_n[None, :]) * K + o_k[:, None], mask=m_k[:, None] & m_n[None, :], other=0.0)
+        b_vt = (b_vt * b_g[:, None]).to(b_do.dtype)
+        b_dbeta += _dot(b_vt, b_do, DOT_PRECISION, UPCAST_DOTS)
+        # [BLOCK_N, BK]
+        b_dvt = _dot(b_do, b_beta_t, DOT_PRECISION, UPCAST_DOTS)
+        tl.store(part_dvt + (o_slot * N + o_n[:, None]) * BK + o_k[None, :], b_dvt, mask=m_n[:, None])
+
+    b_dt = b_beta * (b_dbeta - tl.sum(b_beta * b_dbeta, 0)[None, :])
+    b_dt = tl.where(m_p[None, :], b_dt, 0.0)
+    tl.store(part_dbias + o_slot * BK + o_k, tl.sum(b_dt, 1))
+    b_dt = b_dt.to(grad_out.dtype.element_ty)
+    for c0 in range(0, M, BLOCK_C):
+        o_c = c0 + tl.arange(0, BLOCK_C)
+        m_c = o_c < M
+        # [BLOCK_C, BK] @ [BK, BLOCK_P]
+        b_w_t = tl.load(psi + o_k[None, :] * M + o_c[:, None], mask=m_c[:, None] & m_k[None, :], other=0.0)
+        b_dc = _dot(b_w_t, b_dt, DOT_PRECISION, UPCAST_DOTS)
+        tl.store(
+            dfc1 + i_b * s_db + o_c[:, None] * s_dc + o_p[None, :] * s_dp,
+            b_dc.to(dfc1.dtype.element_ty),
+            mask=m_c[:, None] & m_p[None, :],
+        )
+        # [BK, BLOCK_P] @ [BLOCK_P, BLOCK_C]
+        b_c_t = tl.load(p_c + o_c[None, :] * s_cc + o_p[:, None] * s_cp, mask=m_p[:, None] & m_c[None, :], other=0.0)
+        b_dpsi = _dot(b_dt, b_c_t, DOT_PRECISION, UPCAST_DOTS)
+        tl.store(part_dpsi + (o_slot * BK + o_k[:, None]) * M + o_c[None, :], b_dpsi, mask=m_c[None, :])
+
+
+@_autotune("sweep_b", key=["N", "M", "K"])
+@triton.jit
+def msca_bwd_kernel_sweep_b(
+    fx2,
+    fc2,
+    phi,
+    lse,
+    dv,
+    delta,
+    dfx2,
+    dfc2,
+    part_dphi,
+    N,
+    M,
+    K,
+    P,
+    s_xb,
+    s_xc,
+    s_xp,
+    s_cb,
+    s_cc,
+    s_cp,
+    s_dxb,
+    s_dxc,
+    s_dxp,
+    s_dcb,
+    s_dcc,
+    s_dcp,
+    BK: tl.constexpr,
+    BLOCK_P: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_C: tl.constexpr,
+    DOT_PRECISION: tl.constexpr,
+    UPCAST_DOTS: tl.constexpr,
+):
+    """Backward sweep B, one tile of exemplar pixels (grid (T, B)).
+
+    Recomputes alpha = exp(S - lse); dalpha = dV^T Fx2, dS = alpha (dalpha - delta),
+    dFx2 = phi_x^T dS + dV alpha, dFc2 = phi_c^T dS (written, strided like dfx2 / dfc2) and
+    this tile's partial part_dphi (B,T,N+M,BK) = Z dS^T. lse (B,K), dv (B,N,K) = dVt * g and
+    delta (B,K) = sum_n dV V are float32.
+    """
+    i_t, i_b = tl.program_id(0), tl.program_id(1).to(tl.int64)
+    o_slot = i_b * tl.num_programs(0) + i_t
+    o_p = i_t * BLOCK_P + tl.arange(0, BLOCK_P)
+    m_p = o_p < P
+    o_k = tl.arange(0, BK)
+    m_k = o_k < K
+    p_x = fx2 + i_b * s_xb
+    p_c = fc2 + i_b * s_cb
+    # [BLOCK_P, BK]
+    b_s = _exemplar_logits_t(
+        p_x, p_c, phi, o_p, m_p, o_k, m_k, N, M, s_xc, s_xp, s_cc, s_cp,
+        BK, BLOCK_P, BLOCK_C, DOT_PRECISION, UPCAST_DOTS,
+    )
+    b_lse = tl.load(lse + i_b * K + o_k, mask=m_k, other=0.0)
+    b_a = tl.where(m_p[:, None] & m_k[None, :], tl.exp(b_s - b_lse[None, :]), 0.0)
+
+    b_da = tl.zeros([BLOCK_P, BK], dtype=tl.float32)
+    for n0 in range(0, N, BLOCK_N):
+        o_n = n0 + tl.arange(0, BLOCK_N)
+        m_n = o_n < N
+        # [BLOCK_P, BLOCK_N] @ [BLOCK_N, BK]
+        b_x_t = tl.load(p_x + o_n[None, :] * s_xc + o_p[:, None] * s_xp, mask=m_p[:, None] & m_n[None, :], other=0.0)
+        b_dv = tl.load(dv + (i_b * N + o_n[:, None]) * K + o_k[None, :], mask=m_n[:, None] & m_k[None, :], other=0.0)
+        b_da += _dot(b_x_t, b_dv.to(b_x_t.dtype), DOT_PRECISION, UPCAST_DOTS)
+    b_delta = tl.load(delta + i_b * K + o_k, mask=m_k, other=0.0)
+    b_ds = b_a * (b_da - b_delta[None, :])
+    b_ds_lo = b_ds.to(fx2.dtype.element_ty)
+    b_a_lo = b_a.to(fx2.dtype.element_ty)
+
+    # Image channels: dFx2 gets both the logits' and the aggregation's share.
+    for c0 in range(0, N, BLOCK_C):
+        o_c = c0 + tl.arange(0, BLOCK_C)
+        m_c = o_c < N
+        # [BK, BLOCK_C]
+        b_w = tl.load(phi + o_k[:, None] * (N + M) + o_c[None, :], mask=m_k[:, None] & m_c[None, :], other=0.0)
+        b_dv_t = tl.load(dv + (i_b * N + o_c[None, :]) * K + o_k[:, None], mask=m_k[:, None] & m_c[None, :], other=0.0)
+        # [BLOCK_P, BLOCK_C]
+        b_dz = _dot(b_ds_lo, b_w, DOT_PRECISION, UPCAST_DOTS)
+        b_dz += _dot(b_a_lo, b_dv_t.to(b_a_lo.dtype), DOT_PRECISION, UPCAST_DOTS)
+        tl.store(
+            dfx2 + i_b * s_dxb + o_c[None, :] * s_dxc + o_p[:, None] * s_dxp,
+            b_dz.to(dfx2.dtype.element_ty),
+            mask=m_p[:, None] & m_c[None, :],
+        )
+        # [BLOCK_C, BLOCK_P] @ [BLOCK_P, BK]
+        b_z = tl.load(p_x + o_c[:, None] * s_xc + o_p[None, :] * s_xp, mask=m_c[:, None] & m_p[None, :], other=0.0)
+        b_dphi = _dot(b_z, b_ds_lo, DOT_PRECISION, UPCAST_DOTS)
+        tl.store(part_dphi + (o_slot * (N + M) + o_c[:, None]) * BK + o_k[None, :], b_dphi, mask=m_c[:, None])
+    # Exemplar label channels.
+    for c0 in range(0, M, BLOCK_C):
+        o_c = c0 + tl.arange(0, BLOCK_C)
+        m_c = o_c < M
+        b_w = tl.load(phi + o_k[:, None] * (N + M) + N + o_c[None, :], mask=m_k[:, None] & m_c[None, :], other=0.0)
+        b_dz = _dot(b_ds_lo, b_w, DOT_PRECISION, UPCAST_DOTS)
+        tl.store(
+            dfc2 + i_b * s_dcb + o_c[None, :] * s_dcc + o_p[:, None] * s_dcp,
+            b_dz.to(dfc2.dtype.element_ty),
+            mask=m_p[:, None] & m_c[None, :],
+        )
+        b_z = tl.load(p_c + o_c[:, None] * s_cc + o_p[None, :] * s_cp, mask=m_c[:, None] & m_p[None, :], other=0.0)
+        b_dphi = _dot(b_z, b_ds_lo, DOT_PRECISION, UPCAST_DOTS)
+        tl.store(part_dphi + (o_slot * (N + M) + N + o_c[:, None]) * BK + o_k[None, :], b_dphi, mask=m_c[:, None])
+
+
+KERNELS = {
+    "aggregate": msca_fwd_kernel_aggregate,
+    "combine": msca_fwd_kernel_combine,
+    "distribute": msca_fwd_kernel_distribute,
+    "sweep_a": msca_bwd_kernel_sweep_a,
+    "sweep_b": msca_bwd_kernel_sweep_b,
+}

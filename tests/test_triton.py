@@ -1,0 +1,447 @@
+"""The "triton" backend against the reference, without and with a GPU.
+
+Triton runs either interpreted on the CPU or compiled for a GPU, chosen once per process when
+it is imported. Without a GPU, tests/conftest.py sets TRITON_INTERPRET=1 first: the kernels
+then run in the interpreter on CPU tensors (which the backend serves only by name), and every
+GPU variant the backend can launch is compiled ahead of time for sm_80 and sm_90 in worker
+processes that import triton without it. Tests on CUDA tensors carry the ``gpu`` marker and
+run whenever a GPU is present (and triton is not interpreting).
+"""
+
+import dataclasses
+import multiprocessing
+import os
+from contextlib import contextmanager
+
+import pytest
+import torch
+
+pytest.importorskip("triton")
+
+from helpers import ARG_NAMES, LOW_PRECISION_TOL, call, make_inputs, rel_rms  # noqa: E402
+from msca_fast.backends import select_backend  # noqa: E402
+from msca_fast.backends import triton_backend  # noqa: E402
+from msca_fast.ops import MSCA, msca  # noqa: E402
+from msca_fast.reference import aggregate_reference, msca_reference  # noqa: E402
+from msca_fast.validation import validate_msca  # noqa: E402
+
+pytestmark = pytest.mark.skipif(triton_backend.import_error is not None, reason=f"{triton_backend.import_error}")
+
+HAS_GPU = torch.cuda.is_available() and not triton_backend.INTERPRETED
+LOW_DTYPES = [torch.float16, torch.bfloat16]
+
+# (B, N, M2, M1, K, H2, W2, H1, W1). The interpreter's blocks are 16 wide and its splits two
+# tiles long, so "chunks" spans several N and channel chunks, tiles and splits.
+SHAPES = {
+    "tiny": (2, 3, 2, 2, 3, 3, 4, 2, 3),
+    "1x1": (1, 5, 3, 4, 2, 1, 1, 1, 1),
+    "7x13": (2, 9, 7, 5, 8, 7, 13, 13, 7),
+    "K1": (1, 6, 3, 3, 1, 5, 5, 4, 6),
+    "K16": (2, 10, 6, 6, 16, 9, 11, 6, 5),
+    "K27": (1, 7, 3, 5, 27, 6, 6, 5, 5),
+    "chunks": (2, 20, 18, 17, 5, 9, 11, 7, 13),
+}
+GRAD_NAMES = ARG_NAMES
+
+
+@pytest.fixture
+def interpreter():
+    """For tests that run the kernels on CPU tensors."""
+    if not triton_backend.INTERPRETED:
+        pytest.skip("triton was imported for the GPU: set TRITON_INTERPRET=1 before it is imported "
+                    "(tests/conftest.py does so without a GPU)")
+
+
+def inputs_for(shape, dtype=torch.float32, device="cpu"):
+    keys = ("B", "N", "M2", "M1", "K", "H2", "W2", "H1", "W1")
+    inp = make_inputs(**dict(zip(keys, shape)), dtype=torch.float64)
+    return {name: t.to(device=device, dtype=dtype) for name, t in inp.items()}
+
+
+def forward_and_grads(fn, inp, grad_out):
+    leaves = {name: t.detach().clone().requires_grad_() for name, t in inp.items() if t is not None}
+    out = call(fn, {**inp, **leaves})
+    out.backward(grad_out.to(out.dtype))
+    return out.detach(), {name: leaf.grad for name, leaf in leaves.items()}
+
+
+def triton_msca(*args):
+    return msca(*args, backend="triton")
+
+
+def relative_error(actual, expected):
+    """||actual - expected|| / max(||expected||, 1): defined where the exact gradient is 0
+    (fc2's through a one-pixel exemplar)."""
+    a, e = actual.detach().double(), expected.detach().double()
+    return float((a - e).norm() / max(float(e.norm()), 1.0))
+
+
+def truth_for(inp, grad_out):
+    """The float64 reference on the same (rounded) values."""
+    exact = {name: t.double() if t is not None else None for name, t in inp.items()}
+    return forward_and_grads(msca_reference, exact, grad_out.double())
+
+
+def assert_matches_reference(inp, forward_tol, grad_tol):
+    out_shape = (inp["fx2"].shape[0], inp["fx2"].shape[1], *inp["fc1"].shape[2:])
+    grad_out = torch.randn(out_shape, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    grad_out = grad_out.to(inp["fx2"].device)
+    expected_out, expected_grads = truth_for(inp, grad_out)
+    out, grads = forward_and_grads(triton_msca, inp, grad_out)
+    assert out.dtype == inp["fx2"].dtype and out.shape == expected_out.shape
+    assert rel_rms(out, expected_out) < forward_tol
+    for name, grad in grads.items():
+        assert grad is not None, f"{name} got no gradient"
+        assert grad.shape == inp[name].shape and grad.dtype == inp[name].dtype, name
+        if name == "phi_bias":  # cancels in the softmax: exactly zero
+            assert torch.count_nonzero(grad) == 0
+            continue
+        assert relative_error(grad, expected_grads[name]) < grad_tol, name
+
+
+def assert_within_dtype_tolerance(inp32, dtype):
+    """Flash-attention's self-scaling check: the kernel's error against float64 is at most
+    twice that of the reference run in ``dtype``, for the output and every gradient."""
+    low = {name: t.to(dtype) for name, t in inp32.items()}
+    out_shape = (inp32["fx2"].shape[0], inp32["fx2"].shape[1], *inp32["fc1"].shape[2:])
+    grad_out = torch.randn(out_shape, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    grad_out = grad_out.to(inp32["fx2"].device)
+    truth = truth_for(low, grad_out)
+    ours = forward_and_grads(triton_msca, low, grad_out)
+    theirs = forward_and_grads(msca_reference, low, grad_out)
+    assert ours[0].dtype == dtype
+    assert rel_rms(ours[0], truth[0]) < LOW_PRECISION_TOL[dtype]
+    assert rel_rms(ours[0], truth[0]) <= 2 * rel_rms(theirs[0], truth[0]) + 1e-6
+    for name in GRAD_NAMES:
+        if name == "phi_bias":
+            assert torch.count_nonzero(ours[1][name]) == 0
+            continue
+        kernel_error = relative_error(ours[1][name], truth[1][name])
+        assert kernel_error <= 2 * relative_error(theirs[1][name], truth[1][name]) + 1e-4, name
+
+
+# --- numerics in the interpreter -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shape", SHAPES.values(), ids=SHAPES.keys())
+def test_float32_matches_reference(interpreter, shape):
+    assert_matches_reference(inputs_for(shape), 1e-5, 1e-5)
+
+
+@pytest.mark.parametrize("dtype", LOW_DTYPES, ids=["fp16", "bf16"])
+def test_low_precision_within_dtype_tolerance(interpreter, dtype):
+    assert_within_dtype_tolerance(inputs_for(SHAPES["chunks"]), dtype)
+
+
+@pytest.mark.parametrize("absent", [("gate",), ("psi_bias",), ("phi_bias",), ("gate", "psi_bias", "phi_bias")])
+def test_optional_arguments_absent(interpreter, absent):
+    inp = {**inputs_for(SHAPES["7x13"]), **{name: None for name in absent}}
+    assert_matches_reference(inp, 1e-5, 1e-5)
+
+
+def test_layouts_need_no_particular_strides(interpreter):
+    """channels_last, a channel slice of a larger map (batch stride != C*P), H/W-transposed
+    storage, transposed weight storage and 1x1-conv-shaped weights all give the same result."""
+    inp = inputs_for(SHAPES["chunks"])
+    expected = call(triton_msca, inp)
+    channels_last = {n: inp[n].contiguous(memory_format=torch.channels_last) for n in ("fx2", "fc2", "fc1")}
+    sliced = {n: torch.cat([inp[n], inp[n]], dim=1)[:, : inp[n].shape[1]] for n in ("fx2", "fc2", "fc1")}
+    transposed = {n: inp[n].transpose(2, 3).contiguous().transpose(2, 3) for n in ("fx2", "fc2", "fc1")}
+    weights = {
+        "phi_weight": inp["phi_weight"].t().contiguous().t(),
+        "psi_weight": inp["psi_weight"][:, :, None, None],
+    }
+    for overrides in (channels_last, sliced, transposed, weights):
+        assert rel_rms(call(triton_msca, inp, **overrides), expected) < 1e-6
+    assert_matches_reference({**inp, **channels_last}, 1e-5, 1e-5)
+
+
+def test_output_and_gradients_follow_the_input_layouts(interpreter):
+    inp = inputs_for(SHAPES["7x13"])
+    cl = {n: inp[n].contiguous(memory_format=torch.channels_last) for n in ("fx2", "fc2", "fc1")}
+    out = call(triton_msca, {**inp, **cl})
+    assert out.is_contiguous(memory_format=torch.channels_last)
+    assert call(triton_msca, inp).is_contiguous()
+    out, v, lse = torch.ops.msca_fast.triton_forward(
+        cl["fx2"], cl["fc2"], cl["fc1"], inp["phi_weight"], inp["phi_bias"], inp["psi_weight"],
+        inp["psi_bias"], inp["gate"],
+    )
+    grads = torch.ops.msca_fast.triton_backward(
+        torch.ones_like(out), cl["fx2"], cl["fc2"], cl["fc1"], inp["phi_weight"], inp["psi_weight"],
+        inp["psi_bias"], inp["gate"], v, lse,
+    )
+    for grad in grads[:3]:
+        assert grad.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_saved_tensors_are_v_and_lse_in_float32(interpreter):
+    inp = inputs_for(SHAPES["chunks"])
+    _, v, lse = torch.ops.msca_fast.triton_forward(
+        inp["fx2"], inp["fc2"], inp["fc1"], inp["phi_weight"], inp["phi_bias"], inp["psi_weight"],
+        inp["psi_bias"], inp["gate"],
+    )
+    assert v.dtype == lse.dtype == torch.float32
+    exact = {n: t.double() for n, t in inp.items()}
+    expected_v = aggregate_reference(exact["fx2"], exact["fc2"], exact["phi_weight"], None)
+    torch.testing.assert_close(v, expected_v.float(), rtol=1e-5, atol=1e-6)
+    logits = torch.einsum("kc,bcp->bkp", exact["phi_weight"], torch.cat([exact["fx2"], exact["fc2"]], 1).flatten(2))
+    torch.testing.assert_close(lse, torch.logsumexp(logits, dim=-1).float(), rtol=1e-5, atol=1e-6)
+
+
+def test_results_are_deterministic(interpreter):
+    inp = inputs_for(SHAPES["chunks"])
+    grad_out = torch.randn(2, 20, 7, 13)
+    first, second = forward_and_grads(triton_msca, inp, grad_out), forward_and_grads(triton_msca, inp, grad_out)
+    assert torch.equal(first[0], second[0])
+    assert all(torch.equal(first[1][n], second[1][n]) for n in GRAD_NAMES)
+
+
+def test_autocast_runs_in_the_autocast_dtype(interpreter):
+    inp = inputs_for(SHAPES["7x13"])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = call(triton_msca, inp)
+    assert out.dtype == torch.bfloat16
+    expected = call(msca_reference, {n: t.to(torch.bfloat16) for n, t in inp.items()})
+    assert rel_rms(out, expected) < LOW_PRECISION_TOL[torch.bfloat16]
+
+
+def test_tf32_is_an_explicit_option(interpreter):
+    assert triton_backend._fp32_dot_precision == "ieee"
+    with pytest.raises(ValueError, match="ieee"):
+        triton_backend.set_fp32_dot_precision("fast")
+    triton_backend.set_fp32_dot_precision("tf32")
+    try:
+        # The interpreter multiplies in float32 either way; this checks the plumbing.
+        assert_matches_reference(inputs_for(SHAPES["tiny"]), 1e-5, 1e-5)
+    finally:
+        triton_backend.set_fp32_dot_precision("ieee")
+
+
+# --- torch.library and torch.compile -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("optional", ["all", "none"])
+def test_opcheck_forward(interpreter, optional):
+    inp = inputs_for(SHAPES["tiny"])
+    keep = optional == "all"
+    args = [
+        inp["fx2"], inp["fc2"], inp["fc1"], inp["phi_weight"], inp["phi_bias"] if keep else None,
+        inp["psi_weight"], inp["psi_bias"] if keep else None, inp["gate"] if keep else None,
+    ]
+    args = [a.requires_grad_() if a is not None else None for a in args]
+    torch.library.opcheck(torch.ops.msca_fast.triton_forward.default, args)
+
+
+def test_opcheck_backward(interpreter):
+    inp = inputs_for(SHAPES["tiny"])
+    cl = inp["fc1"].contiguous(memory_format=torch.channels_last)
+    out, v, lse = torch.ops.msca_fast.triton_forward(
+        inp["fx2"], inp["fc2"], cl, inp["phi_weight"], None, inp["psi_weight"], inp["psi_bias"], inp["gate"]
+    )
+    args = [torch.randn_like(out), inp["fx2"], inp["fc2"], cl, inp["phi_weight"], inp["psi_weight"],
+            inp["psi_bias"], inp["gate"], v, lse]
+    torch.library.opcheck(torch.ops.msca_fast.triton_backward.default, args)
+
+
+def test_module_under_torch_compile_fullgraph(interpreter):
+    module = MSCA(6, 4, 5, num_regions=8, backend="triton")
+    fx2, fc2, fc1 = torch.randn(2, 6, 9, 7), torch.randn(2, 4, 9, 7), torch.randn(2, 5, 6, 8)
+    compiled = torch.compile(module, fullgraph=True)
+    out = compiled(fx2, fc2, fc1)
+    torch.testing.assert_close(out, module(fx2, fc2, fc1))
+    out.sum().backward()
+    assert all(p.grad is not None for p in module.parameters())
+
+
+# --- dispatch ------------------------------------------------------------------------------------
+
+
+def _problem(shape=SHAPES["tiny"], dtype=torch.float32, device="cpu"):
+    problem = validate_msca(*(inputs_for(shape, dtype)[n] for n in ARG_NAMES)).problem
+    return dataclasses.replace(problem, device=torch.device(device))
+
+
+def test_kernels_are_built_in_the_mode_triton_was_imported_in():
+    from triton.runtime.interpreter import InterpretedFunction
+
+    kernel = triton_backend.kernels.msca_fwd_kernel_distribute.fn
+    assert isinstance(kernel, InterpretedFunction) == triton_backend.INTERPRETED
+    assert triton_backend.INTERPRETED == triton_backend._triton_runs_interpreted()
+
+
+def test_on_a_gpu_cpu_tensors_are_refused_and_triton_wins_auto(monkeypatch):
+    monkeypatch.setattr(triton_backend, "INTERPRETED", False)
+    reason = triton_backend.why_not(_problem())
+    assert "TRITON_INTERPRET=1" in reason and "backend='triton'" in reason
+    assert select_backend("auto", _problem()).name != "triton"
+    with pytest.raises(ValueError, match="TRITON_INTERPRET=1"):
+        select_backend("triton", _problem())
+    # Above the untested "cuda" extension backend, for now.
+    assert select_backend("auto", _problem(device="cuda")).name == "triton"
+    assert select_backend("auto", _problem(device="cuda", dtype=torch.bfloat16)).name == "triton"
+
+
+def test_interpreted_serves_cpu_tensors_by_name_only(monkeypatch):
+    monkeypatch.setattr(triton_backend, "INTERPRETED", True)
+    assert triton_backend.why_not(_problem()) is None
+    assert select_backend("triton", _problem()).name == "triton"
+    assert select_backend("auto", _problem()).name != "triton"
+    assert select_backend("auto", _problem(device="cuda")).name != "triton"
+
+
+@pytest.mark.parametrize(
+    "problem, reason",
+    [
+        (lambda: _problem(dtype=torch.float64, device="cuda"), "float32, float16 or bfloat16"),
+        (lambda: _problem(shape=(1, 3, 2, 2, 33, 2, 2, 2, 2), device="cuda"), "K = 33"),
+        (lambda: dataclasses.replace(_problem(device="cuda"), stage="aggregate"), "fused op only"),
+        (lambda: _problem(device="meta"), "CUDA tensors"),
+        (lambda: dataclasses.replace(_problem(device="cuda"), exemplar_pixels=2**30), "2**31"),
+    ],
+    ids=["float64", "K33", "aggregate", "meta", "int32"],
+)
+def test_why_not_reasons(problem, reason):
+    assert reason in triton_backend.why_not(problem())
+
+
+# --- ahead-of-time compilation for the GPU ------------------------------------------------------
+
+ARCHS = {80: 166912, 90: 232448}  # compute capability -> shared memory a block may use (bytes)
+KERNEL_NAMES = list(triton_backend.kernels.KERNELS) if triton_backend.kernels is not None else []
+
+
+def compile_variant(index: int, arch: int) -> tuple[str, int]:
+    """Compiles gpu_variants()[index] for sm_<arch> (in a worker process); -> (what, shared bytes)."""
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    kernels = triton_backend.kernels
+    assert not kernels.INTERPRETED, "compile workers must import triton without TRITON_INTERPRET=1"
+    variant = kernels.gpu_variants()[index]
+    source = ASTSource(
+        fn=kernels.KERNELS[variant.kernel].fn,
+        signature=variant.signature(),
+        constexprs=variant.constexprs,
+    )
+    compiled = triton.compile(
+        source,
+        target=GPUTarget("cuda", arch, 32),
+        options={"num_warps": variant.num_warps, "num_stages": variant.num_stages},
+    )
+    assert compiled.asm["cubin"], "no cubin"
+    return f"{variant} sm_{arch}", compiled.metadata.shared
+
+
+@contextmanager
+def _environment_without(name):
+    saved = os.environ.pop(name, None)
+    try:
+        yield
+    finally:
+        if saved is not None:
+            os.environ[name] = saved
+
+
+@pytest.fixture(scope="module")
+def compile_pool():
+    """Processes, not threads (compilation holds the GIL), spawned fresh (forking after MLIR
+    threads have started is unsafe) and without TRITON_INTERPRET, so that their triton
+    compiles. multiprocessing.Pool starts its workers at once, inside the context."""
+    with _environment_without("TRITON_INTERPRET"):
+        pool = multiprocessing.get_context("spawn").Pool(min(2, os.cpu_count() or 1))
+    with pool:
+        yield pool
+
+
+def test_variants_cover_every_launch_configuration():
+    kernels = triton_backend.kernels
+    variants = kernels.gpu_variants()
+    assert triton_backend.MAX_K == kernels.K_PADDINGS[-1]
+    for name in KERNEL_NAMES:
+        mine = [v for v in variants if v.kernel == name]
+        distinct = {(v.dtype, tuple(sorted(v.constexprs.items())), v.num_warps, v.num_stages) for v in mine}
+        assert len(distinct) == len(mine), f"{name}: duplicate variants"
+        assert {v.constexprs["BK"] for v in mine} == set(kernels.K_PADDINGS), name
+        assert {v.dtype for v in mine} == ({"fp32"} if name == "combine" else {"fp32", "fp16", "bf16"}), name
+        for config in kernels.GPU_CONFIGS[name]:
+            assert any(
+                config.meta.items() <= v.constexprs.items()
+                and (v.num_warps, v.num_stages) == (config.num_warps, config.num_stages)
+                for v in mine
+            ), f"{name}: {config} never compiled"
+    fp32 = [v for v in variants if v.dtype == "fp32" and v.kernel != "combine"]
+    assert {v.constexprs["DOT_PRECISION"] for v in fp32} == {"ieee", "tf32"}
+    assert not any(v.constexprs.get("UPCAST_DOTS") for v in variants)
+
+
+@pytest.mark.parametrize("arch", list(ARCHS), ids=[f"sm_{a}" for a in ARCHS])
+@pytest.mark.parametrize("kernel", KERNEL_NAMES)
+def test_every_gpu_variant_compiles_ahead_of_time(compile_pool, kernel, arch):
+    """Catches what the interpreter accepts but the GPU compiler does not (dot sizes, layouts,
+    dtype rules) and shared memory beyond what a block may use."""
+    variants = triton_backend.kernels.gpu_variants()
+    indices = [i for i, v in enumerate(variants) if v.kernel == kernel]
+    results = compile_pool.starmap(compile_variant, [(i, arch) for i in indices], chunksize=1)
+    assert len(results) == len(indices)
+    for what, shared in results:
+        assert shared <= ARCHS[arch], f"{what}: {shared} bytes of shared memory"
+
+
+# --- on a GPU ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("shape", SHAPES.values(), ids=SHAPES.keys())
+@pytest.mark.gpu
+@pytest.mark.skipif(not HAS_GPU, reason="needs a CUDA device")
+def test_gpu_float32_matches_reference(shape):
+    assert_matches_reference(inputs_for(shape, device="cuda"), 1e-5, 1e-5)
+
+
+@pytest.mark.parametrize("dtype", LOW_DTYPES, ids=["fp16", "bf16"])
+@pytest.mark.parametrize("shape", ["chunks", "K16", "1x1"])
+@pytest.mark.gpu
+@pytest.mark.skipif(not HAS_GPU, reason="needs a CUDA device")
+def test_gpu_low_precision_within_dtype_tolerance(shape, dtype):
+    assert_within_dtype_tolerance(inputs_for(SHAPES[shape], device="cuda"), dtype)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not HAS_GPU, reason="needs a CUDA device")
+def test_gpu_large_image_and_channels_last():
+    """Several splits per image with the GPU's blocks, N and M above one chunk, channels_last."""
+    inp = inputs_for((2, 150, 70, 40, 16, 61, 67, 53, 59), device="cuda")
+    cl = {n: inp[n].contiguous(memory_format=torch.channels_last) for n in ("fx2", "fc2", "fc1")}
+    assert_matches_reference({**inp, **cl}, 1e-5, 1e-5)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not HAS_GPU, reason="needs a CUDA device")
+def test_gpu_opcheck():
+    inp = inputs_for(SHAPES["7x13"], device="cuda")
+    args = [inp[n].requires_grad_() for n in ARG_NAMES]
+    torch.library.opcheck(torch.ops.msca_fast.triton_forward.default, args)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not HAS_GPU, reason="needs a CUDA device")
+def test_gpu_tf32_option():
+    inp = inputs_for(SHAPES["chunks"], device="cuda")
+    triton_backend.set_fp32_dot_precision("tf32")
+    try:
+        assert_matches_reference(inp, 5e-3, 5e-3)
+    finally:
+        triton_backend.set_fp32_dot_precision("ieee")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not HAS_GPU, reason="needs a CUDA device")
+def test_gpu_module_under_torch_compile_and_auto():
+    module = MSCA(6, 4, 5, num_regions=8).cuda()
+    fx2, fc2, fc1 = (torch.randn(2, c, 9, 7, device="cuda") for c in (6, 4, 5))
+    problem = validate_msca(fx2, fc2, fc1, module.phi.weight, module.phi.bias, module.psi.weight,
+                            module.psi.bias, None).problem
+    assert select_backend("auto", problem).name == "triton"
+    out = torch.compile(module, fullgraph=True)(fx2, fc2, fc1)
+    torch.testing.assert_close(out, module(fx2, fc2, fc1))
+    out.sum().backward()
+    assert all(p.grad is not None for p in module.parameters())
