@@ -50,7 +50,7 @@ class TrainConfig:
     lambda_global: float = 1.0  # lambda of Eq. 11
     lambda_feat: float = 10.0
     lambda_vgg: float = 10.0
-    ema_decay: float = 0.999
+    ema_decay: float = 0.999  # at most; early updates use (1 + n) / (10 + n) after n G updates
     # model (the rest of ModelConfig keeps its defaults)
     ngf: int = 16
     ndf: int = 16

@@ -269,7 +269,10 @@ class Trainer:
         self.scaler.step(self.opt_d)
         self.scaler.update()
         if update_g:
-            update_ema(self.generator_ema, self.generator, cfg.ema_decay)
+            # TensorFlow's warm-up: early on the average follows the model closely, so short
+            # runs do not sample from weights that are mostly the initialisation.
+            updates = self.step // cfg.g_every
+            update_ema(self.generator_ema, self.generator, min(cfg.ema_decay, (1 + updates) / (10 + updates)))
         self.step += 1
         logs.update(d_patch=d_patch, d_global=d_global)
         return {k: float(all_mean(v.detach().float(), self.info)) for k, v in logs.items()}
