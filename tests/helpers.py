@@ -32,6 +32,16 @@ def make_inputs(B=2, N=3, M2=2, M1=2, K=3, H2=3, W2=4, H1=2, W1=3, dtype=torch.f
     }
 
 
+SHAPE_KEYS = ("B", "N", "M2", "M1", "K", "H2", "W2", "H1", "W1")
+
+
+def inputs_for_shape(shape, dtype=torch.float64, device="cpu"):
+    """:func:`make_inputs` for a (B, N, M2, M1, K, H2, W2, H1, W1) tuple, drawn in float64 and
+    then cast, so every dtype sees the same values."""
+    inp = make_inputs(**dict(zip(SHAPE_KEYS, shape)), dtype=torch.float64)
+    return {name: t.to(device=device, dtype=dtype) for name, t in inp.items()}
+
+
 def call(fn, inp, **overrides):
     """fn(*the eight arguments in order), with some replaced."""
     merged = {**inp, **overrides}

@@ -7,7 +7,8 @@ whenever a GPU is present (``pytest -m gpu`` selects them).
 import pytest
 import torch
 
-from helpers import ARG_NAMES, LOW_PRECISION_TOL, call, make_inputs, rel_rms
+from helpers import ARG_NAMES, LOW_PRECISION_TOL, call, rel_rms
+from helpers import inputs_for_shape as inputs_for
 from msca_fast import _extension
 from msca_fast.ops import msca
 from msca_fast.reference import msca_reference
@@ -28,13 +29,7 @@ SHAPES = {
     "K40": (1, 7, 3, 5, 40, 6, 6, 5, 5),
     "multi_tile": (2, 11, 5, 6, 8, 41, 53, 37, 29),
 }
-GRAD_NAMES = ("fx2", "fc2", "fc1", "phi_weight", "phi_bias", "psi_weight", "psi_bias", "gate")
-
-
-def inputs_for(shape, dtype=torch.float64, device="cpu"):
-    keys = ("B", "N", "M2", "M1", "K", "H2", "W2", "H1", "W1")
-    inp = make_inputs(**dict(zip(keys, shape)), dtype=torch.float64)
-    return {name: t.to(device=device, dtype=dtype) for name, t in inp.items()}
+GRAD_NAMES = ARG_NAMES
 
 
 def forward_and_grads(inp, backend, grad_out):

@@ -18,19 +18,12 @@ from msca_fast.training.cli import main
 from tiny_run import TINY_ARGS, train_tiny
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = TINY_ARGS
-
-
-def run(out: Path, *extra: str) -> int:
-    return train_tiny(out, *extra)
-
-
 def losses(out: Path) -> list[dict]:
     return [json.loads(line) for line in (out / "losses.jsonl").read_text().splitlines()]
 
 
 def test_two_training_steps_write_checkpoint_samples_and_log(tmp_path, capsys):
-    assert run(tmp_path, "--pretrain-steps", "1", "--steps", "2", "--g-every", "1") == 0
+    assert train_tiny(tmp_path, "--pretrain-steps", "1", "--steps", "2", "--g-every", "1") == 0
     final = ckpt.latest_checkpoint(tmp_path)
     assert final.name == "checkpoint_00000003.pt"
     state = ckpt.load_checkpoint(final)
@@ -48,9 +41,9 @@ def test_two_training_steps_write_checkpoint_samples_and_log(tmp_path, capsys):
 def test_resume_continues_exactly(tmp_path):
     straight, split = tmp_path / "straight", tmp_path / "split"
     common = ("--pretrain-steps", "1", "--g-every", "2")
-    assert run(straight, *common, "--steps", "4") == 0
-    assert run(split, *common, "--steps", "2") == 0
-    assert run(split, *common, "--steps", "4", "--resume") == 0
+    assert train_tiny(straight, *common, "--steps", "4") == 0
+    assert train_tiny(split, *common, "--steps", "2") == 0
+    assert train_tiny(split, *common, "--steps", "4", "--resume") == 0
     a = ckpt.load_checkpoint(straight)
     b = ckpt.load_checkpoint(split)
     for key in ("generator", "generator_ema", "discriminator", "pretrain_head"):
@@ -72,11 +65,11 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(tmp_path, monkeypatch, ca
         return original(self, batch)
 
     monkeypatch.setattr(trainer_module.Trainer, "adversarial_iteration", interrupted)
-    assert run(tmp_path, "--pretrain-steps", "1", "--steps", "3") == 130
+    assert train_tiny(tmp_path, "--pretrain-steps", "1", "--steps", "3") == 130
     assert ckpt.latest_checkpoint(tmp_path).name == "checkpoint_00000002.pt"
     assert "--resume" in capsys.readouterr().out
     monkeypatch.setattr(trainer_module.Trainer, "adversarial_iteration", original)
-    assert run(tmp_path, "--pretrain-steps", "1", "--steps", "3", "--resume") == 0
+    assert train_tiny(tmp_path, "--pretrain-steps", "1", "--steps", "3", "--resume") == 0
     assert ckpt.load_checkpoint(tmp_path)["step"] == 3
 
 
@@ -89,7 +82,7 @@ def free_port() -> int:
 def test_two_process_ddp_with_gloo(tmp_path):
     command = [
         sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port()),
-        str(ROOT / "train.py"), "--output-dir", str(tmp_path), *TINY, "--pretrain-steps", "1", "--steps", "2",
+        str(ROOT / "train.py"), "--output-dir", str(tmp_path), *TINY_ARGS, "--pretrain-steps", "1", "--steps", "2",
     ]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300, cwd=ROOT)
@@ -110,17 +103,17 @@ def test_two_process_ddp_with_gloo(tmp_path):
     ],
 )
 def test_bad_options_end_with_a_message_and_exit_2(tmp_path, capsys, argv, message):
-    assert main(["--output-dir", str(tmp_path), *TINY, *argv]) == 2
+    assert main(["--output-dir", str(tmp_path), *TINY_ARGS, *argv]) == 2
     err = capsys.readouterr().err
     assert "train.py: error:" in err and message in err
 
 
 def test_resuming_with_another_class_count_is_refused(tmp_path, capsys):
-    assert run(tmp_path, "--pretrain-steps", "0", "--steps", "1") == 0
+    assert train_tiny(tmp_path, "--pretrain-steps", "0", "--steps", "1") == 0
     state = ckpt.load_checkpoint(tmp_path)
     state["model_config"]["num_classes"] += 1
     torch.save(state, tmp_path / "checkpoint_00000009.pt")
-    assert main(["--output-dir", str(tmp_path), *TINY, "--steps", "2", "--resume"]) == 2
+    assert main(["--output-dir", str(tmp_path), *TINY_ARGS, "--steps", "2", "--resume"]) == 2
     assert "classes" in capsys.readouterr().err
 
 
@@ -138,17 +131,17 @@ def test_trains_on_a_label_folder(tmp_path):
         Image.fromarray(ids).save(root / "labels" / f"scene{i}.png")
     out = tmp_path / "run"
     argv = ["--dataset", "folder", "--data-root", str(root), "--label-nc", "3", "--num-images", "4"]
-    assert run(out, *argv, "--pretrain-steps", "1", "--steps", "1") == 0
+    assert train_tiny(out, *argv, "--pretrain-steps", "1", "--steps", "1") == 0
     assert ckpt.load_checkpoint(out)["model_config"]["num_classes"] == 3
 
 
 def test_bf16_autocast_and_channels_last(tmp_path):
-    assert run(tmp_path, "--pretrain-steps", "1", "--steps", "1", "--amp", "bf16", "--channels-last") == 0
+    assert train_tiny(tmp_path, "--pretrain-steps", "1", "--steps", "1", "--amp", "bf16", "--channels-last") == 0
     assert all(torch.isfinite(torch.tensor(r.get("g_total", 0.0))) for r in losses(tmp_path))
 
 
 def test_epochs_replace_steps(tmp_path):
     # 8 images in batches of 2: 4 iterations per epoch, so 2 epochs are 8 iterations.
-    assert run(tmp_path, "--pretrain-steps", "1", "--epochs", "2", "--steps", "999") == 0
+    assert train_tiny(tmp_path, "--pretrain-steps", "1", "--epochs", "2", "--steps", "999") == 0
     state = ckpt.load_checkpoint(tmp_path)
     assert (state["pretrain_step"], state["step"]) == (1, 7)

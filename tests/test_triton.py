@@ -18,7 +18,7 @@ import torch
 
 pytest.importorskip("triton")
 
-from helpers import ARG_NAMES, LOW_PRECISION_TOL, call, make_inputs, rel_rms  # noqa: E402
+from helpers import ARG_NAMES, LOW_PRECISION_TOL, call, inputs_for_shape, rel_rms  # noqa: E402
 from msca_fast.backends import select_backend  # noqa: E402
 from msca_fast.backends import triton_backend  # noqa: E402
 from msca_fast.ops import MSCA, msca  # noqa: E402
@@ -53,9 +53,7 @@ def interpreter():
 
 
 def inputs_for(shape, dtype=torch.float32, device="cpu"):
-    keys = ("B", "N", "M2", "M1", "K", "H2", "W2", "H1", "W1")
-    inp = make_inputs(**dict(zip(keys, shape)), dtype=torch.float64)
-    return {name: t.to(device=device, dtype=dtype) for name, t in inp.items()}
+    return inputs_for_shape(shape, dtype, device)
 
 
 def forward_and_grads(fn, inp, grad_out):
