@@ -112,6 +112,11 @@ def _pixels(x: Tensor) -> Tensor:
     return flat
 
 
+def _strides(prefix: str, t: Tensor) -> dict[str, int]:
+    """The launch arguments <prefix>b, <prefix>c, <prefix>p: strides of a (B,C,P) view."""
+    return {f"{prefix}b": t.stride(0), f"{prefix}c": t.stride(1), f"{prefix}p": t.stride(2)}
+
+
 def _split_length(pixels: int, batch: int, block: int, device: torch.device) -> int:
     """Pixels per split of forward pass 1: whole tiles, and enough splits to fill the GPU."""
     tiles = _cdiv(pixels, block)
@@ -172,12 +177,8 @@ def _forward(fx2, fc2, fc1, phi, psi, psi_bias, gate) -> tuple[Tensor, Tensor, T
         K=k,
         P=p2,
         split_len=split_len,
-        s_xb=x.stride(0),
-        s_xc=x.stride(1),
-        s_xp=x.stride(2),
-        s_cb=c2.stride(0),
-        s_cc=c2.stride(1),
-        s_cp=c2.stride(2),
+        **_strides("s_x", x),
+        **_strides("s_c", c2),
         BK=bk,
         BLOCK_P=block,
         **dots,
@@ -211,12 +212,8 @@ def _forward(fx2, fc2, fc1, phi, psi, psi_bias, gate) -> tuple[Tensor, Tensor, T
         M=m1,
         K=k,
         P=p1,
-        s_cb=c1.stride(0),
-        s_cc=c1.stride(1),
-        s_cp=c1.stride(2),
-        s_ob=o.stride(0),
-        s_oc=o.stride(1),
-        s_op=o.stride(2),
+        **_strides("s_c", c1),
+        **_strides("s_o", o),
         BK=bk,
         BLOCK_P=block,
         **dots,
@@ -263,15 +260,9 @@ def _backward(grad_out, fx2, fc2, fc1, phi, psi, psi_bias, gate, v, lse) -> tupl
         M=m1,
         K=k,
         P=p1,
-        s_gb=go.stride(0),
-        s_gc=go.stride(1),
-        s_gp=go.stride(2),
-        s_cb=c1.stride(0),
-        s_cc=c1.stride(1),
-        s_cp=c1.stride(2),
-        s_db=d_c1.stride(0),
-        s_dc=d_c1.stride(1),
-        s_dp=d_c1.stride(2),
+        **_strides("s_g", go),
+        **_strides("s_c", c1),
+        **_strides("s_d", d_c1),
         BK=bk,
         BLOCK_P=block,
         **dots,
@@ -303,18 +294,10 @@ def _backward(grad_out, fx2, fc2, fc1, phi, psi, psi_bias, gate, v, lse) -> tupl
         M=m2,
         K=k,
         P=p2,
-        s_xb=x.stride(0),
-        s_xc=x.stride(1),
-        s_xp=x.stride(2),
-        s_cb=c2.stride(0),
-        s_cc=c2.stride(1),
-        s_cp=c2.stride(2),
-        s_dxb=d_x.stride(0),
-        s_dxc=d_x.stride(1),
-        s_dxp=d_x.stride(2),
-        s_dcb=d_c2.stride(0),
-        s_dcc=d_c2.stride(1),
-        s_dcp=d_c2.stride(2),
+        **_strides("s_x", x),
+        **_strides("s_c", c2),
+        **_strides("s_dx", d_x),
+        **_strides("s_dc", d_c2),
         BK=bk,
         BLOCK_P=block,
         **dots,

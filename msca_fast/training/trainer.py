@@ -6,6 +6,7 @@ batch t of the epoch-by-epoch sampler, so resuming at any iteration continues ex
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 import warnings
@@ -35,18 +36,9 @@ from msca_fast.training.visuals import class_palette, sample_grid, save_grid
 
 
 def model_config_for(cfg: TrainConfig, num_classes: int) -> ModelConfig:
-    return ModelConfig(
-        num_classes=num_classes,
-        image_feature_channels=tuple(cfg.image_feature_channels),
-        label_feature_channels=tuple(cfg.label_feature_channels),
-        alignment=cfg.alignment,
-        msca_backend=cfg.msca_backend,
-        ngf=cfg.ngf,
-        ndf=cfg.ndf,
-        spade_hidden=cfg.spade_hidden,
-        param_free_norm=cfg.param_free_norm,
-        vgg_weights=cfg.vgg_weights,
-    )
+    """The ModelConfig with every field TrainConfig also has taken from ``cfg``."""
+    shared = {f.name for f in dataclasses.fields(ModelConfig)} & {f.name for f in dataclasses.fields(TrainConfig)}
+    return ModelConfig(num_classes=num_classes, **{name: getattr(cfg, name) for name in shared})
 
 
 def build_generator(config: ModelConfig) -> tuple[Generator, ModelConfig]:
