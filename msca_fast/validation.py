@@ -104,12 +104,14 @@ def _check_agreement(named: dict[str, Tensor | None]) -> None:
 
 def _check_finite(named: dict[str, Tensor | None]) -> None:
     # A device sync on GPU; skipped while torch.compile traces (it would break the graph).
-    # One test over all tensors (they share a dtype and device by now): per-tensor tests
-    # cost more than a small op's kernels. Only a failure looks for the culprit.
+    # One test over all tensors (they share a dtype and device by now), as x * 0 summed:
+    # exactly 0 when every x is finite, NaN otherwise. It takes three small ops where
+    # per-tensor isfinite().all() took a dozen, more than a small MSCA call's kernels.
+    # Only a failure looks for the culprit.
     if torch.compiler.is_compiling():
         return
     present = {name: t for name, t in named.items() if t is not None}
-    if bool(torch.isfinite(torch.cat([t.detach().reshape(-1) for t in present.values()])).all()):
+    if torch.cat([t.detach().reshape(-1) for t in present.values()]).mul(0).sum().item() == 0:
         return
     for name, t in present.items():
         if not bool(torch.isfinite(t).all()):
