@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-PASSES = ("forward", "forward+backward")
+PASSES = ("forward", "backward", "forward+backward")
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,9 @@ def compiled_reference() -> Callable[..., Tensor]:
     # after the first compile (measured: 80 ms instead of 1 ms per call on 2 cores), which
     # would land inside the timed rounds.
     torch._inductor.config.compile_threads = 1
+    # The "backward" pass calls one graph's backward repeatedly (retain_graph=True), which
+    # a backward compiled with donated (reused-in-place) buffers refuses.
+    torch._functorch.config.donated_buffer = False
     return torch.compile(msca_reference, dynamic=False, fullgraph=True)
 
 

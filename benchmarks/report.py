@@ -22,7 +22,7 @@ from pathlib import Path
 from benchmarks.roofline import Work, achieved
 
 BASELINE = "reference"  # the registered name of the eager backend all ratios are against
-PASS_ORDER = ("forward", "forward+backward")
+PASS_ORDER = ("forward", "backward", "forward+backward")
 FORMAT = "msca-fast-benchmarks/1"
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "latest.json"
 MACHINE_KEYS = ("device", "device_name", "threads", "torch_version", "copy_gbs", "gemm_gflops")

@@ -3,8 +3,9 @@
 Per batch element, e bytes per element, P1 / P2 target / exemplar pixels:
     forward   bytes e*[(N+M2)*P2 + (M1+N)*P1]      FLOPs 2K*[(2N+M2)*P2 + (M1+N)*P1]
     backward  bytes e*[(N+2*M1)*P1 + 2*(N+M2)*P2]  FLOPs 2K*[(5N+3*M2)*P2 + (3*M1+2N)*P1]
-"forward+backward" is the sum of both. The weights (K x C) and the (N,K) / (K,) tensors a
-fused kernel keeps are ignored: they are tiny next to the feature maps.
+"backward" is the gradient computation alone, "forward+backward" the sum of both. The
+weights (K x C) and the (N,K) / (K,) tensors a fused kernel keeps are ignored: they are
+tiny next to the feature maps.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ def backward_work(n: int, m1: int, m2: int, k: int, p1: int, p2: int, elem: int 
 
 
 def case_work(case: Case, pass_name: str, elem: int = 4) -> Work:
-    """Bytes and FLOPs of ``pass_name`` ("forward" or "forward+backward") for ``case``, times B."""
+    """Bytes and FLOPs of ``pass_name`` ("forward", "backward" or "forward+backward") for ``case``, times B."""
     sizes = dict(
         n=case.image_channels,
         m1=case.label_channels,
@@ -54,11 +55,14 @@ def case_work(case: Case, pass_name: str, elem: int = 4) -> Work:
         p2=case.pixels,
         elem=elem,
     )
-    work = forward_work(**sizes)
-    if pass_name == "forward+backward":
-        work = work + backward_work(**sizes)
-    elif pass_name != "forward":
-        raise ValueError(f"pass_name: expected 'forward' or 'forward+backward', got {pass_name!r}")
+    if pass_name == "forward":
+        work = forward_work(**sizes)
+    elif pass_name == "backward":
+        work = backward_work(**sizes)
+    elif pass_name == "forward+backward":
+        work = forward_work(**sizes) + backward_work(**sizes)
+    else:
+        raise ValueError(f"pass_name: expected 'forward', 'backward' or 'forward+backward', got {pass_name!r}")
     return Work(work.bytes * case.batch, work.flops * case.batch)
 
 
