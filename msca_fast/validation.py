@@ -7,6 +7,7 @@ what was expected. Nothing is broadcast silently.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -104,14 +105,16 @@ def _check_agreement(named: dict[str, Tensor | None]) -> None:
 
 def _check_finite(named: dict[str, Tensor | None]) -> None:
     # A device sync on GPU; skipped while torch.compile traces (it would break the graph).
-    # One test over all tensors (they share a dtype and device by now), as x * 0 summed:
-    # exactly 0 when every x is finite, NaN otherwise. It takes three small ops where
-    # per-tensor isfinite().all() took a dozen, more than a small MSCA call's kernels.
-    # Only a failure looks for the culprit.
+    # Fast test first, over all tensors at once (they share a dtype and device by now):
+    # finite L2 norms (one fused op, the one clip_grad_norm_ uses) imply finite entries.
+    # Per-tensor isfinite().all() took 50 us beside a small MSCA call, a quarter of its
+    # time on s4_256. The exact per-tensor test runs only when the fast one fails, which
+    # huge but finite weights can also cause (their squares overflow).
     if torch.compiler.is_compiling():
         return
-    present = {name: t for name, t in named.items() if t is not None}
-    if torch.cat([t.detach().reshape(-1) for t in present.values()]).mul(0).sum().item() == 0:
+    present = {name: t.detach() for name, t in named.items() if t is not None}
+    norms = torch._foreach_norm(list(present.values()), 2.0)
+    if math.isfinite(torch.stack(norms).sum().item()):
         return
     for name, t in present.items():
         if not bool(torch.isfinite(t).all()):
