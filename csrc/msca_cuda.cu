@@ -314,7 +314,8 @@ msca_backward_cuda(const at::Tensor& grad_out, const at::Tensor& fx2_in, const a
     auto dv = dvt * g.unsqueeze(1);
     dgate = (dvt * v).sum(1);
     auto delta = (dv * v).sum(1).contiguous();
-    dpsi = part_dpsi.sum({0, 1}).t();
+    // Contiguous, as register_fake promises: compiled graphs trust the fake strides.
+    dpsi = part_dpsi.sum({0, 1}).t().contiguous();
     dbias = part_dbias.sum({0, 1});
     auto dv_t = dv.transpose(1, 2).contiguous();
     auto coef_x = at::cat({dv, phi_t.narrow(0, 0, d.N).unsqueeze(0).expand({d.B, d.N, d.K})}, 2).contiguous();
@@ -323,7 +324,7 @@ msca_backward_cuda(const at::Tensor& grad_out, const at::Tensor& fx2_in, const a
         dv_t.data_ptr<acc_t>(), delta.data_ptr<acc_t>(), coef_x.data_ptr<acc_t>(), phi_t.data_ptr<acc_t>(),
         dfx2.data_ptr<scalar_t>(), dfc2.data_ptr<scalar_t>(), part_dphi.data_ptr<acc_t>());
     C10_CUDA_KERNEL_LAUNCH_CHECK();
-    dphi = part_dphi.sum({0, 1}).t();
+    dphi = part_dphi.sum({0, 1}).t().contiguous();
   });
   return finish_grads(dtype, dfx2, dfc2, dfc1, dphi, dpsi, dbias, dgate, psi_bias.has_value(), gate.has_value());
 }

@@ -153,14 +153,32 @@ def test_saved_tensors_are_v_and_lse():
     torch.testing.assert_close(lse, torch.logsumexp(logits, dim=-1))
 
 
-@pytest.mark.parametrize("optional", ["all", "none"])
-def test_opcheck(optional):
-    inp = inputs_for(SHAPES["7x13"], torch.float32)
+def op_args(device="cpu", optional="all"):
+    """msca_forward's arguments (fx2, fc2, fc1, phi, psi, psi_bias, gate) for the 7x13 shape."""
+    inp = inputs_for(SHAPES["7x13"], torch.float32, device)
     bias = inp["psi_bias"] if optional == "all" else None
     gate = inp["gate"] if optional == "all" else None
-    args = [inp["fx2"], inp["fc2"], inp["fc1"], inp["phi_weight"], inp["psi_weight"], bias, gate]
-    args = [a.requires_grad_() if a is not None else None for a in args]
+    return [inp["fx2"], inp["fc2"], inp["fc1"], inp["phi_weight"], inp["psi_weight"], bias, gate]
+
+
+def check_gradient_layouts(device):
+    """The backward op's gradients are contiguous, as its register_fake says: compiled
+    graphs read them with the fake strides."""
+    args = op_args(device)
+    out, v, lse = torch.ops.msca_fast.msca_forward(*args)
+    grads = torch.ops.msca_fast.msca_backward(torch.randn_like(out), *args, v, lse)
+    for name, grad in zip(("fx2", "fc2", "fc1", "phi", "psi", "psi_bias", "gate"), grads):
+        assert grad.is_contiguous(), f"d{name} has strides {grad.stride()}"
+
+
+@pytest.mark.parametrize("optional", ["all", "none"])
+def test_opcheck(optional):
+    args = [a.requires_grad_() if a is not None else None for a in op_args("cpu", optional)]
     torch.library.opcheck(torch.ops.msca_fast.msca_forward.default, args)
+
+
+def test_cpu_gradients_are_contiguous():
+    check_gradient_layouts("cpu")
 
 
 def test_module_under_torch_compile_fullgraph():
@@ -203,6 +221,20 @@ def test_cuda_matches_reference(shape, dtype):
         pytest.skip("K above the CUDA kernel's limit")
     tol = (1e-12, 1e-11) if dtype == torch.float64 else (2e-5, 1e-4)
     compare_to_reference(inputs_for(shape, dtype, "cuda"), "cuda", *tol)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not HAS_GPU, reason="needs a CUDA device and a CUDA build")
+@pytest.mark.parametrize("optional", ["all", "none"])
+def test_cuda_opcheck(optional):
+    args = [a.requires_grad_() if a is not None else None for a in op_args("cuda", optional)]
+    torch.library.opcheck(torch.ops.msca_fast.msca_forward.default, args)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not HAS_GPU, reason="needs a CUDA device and a CUDA build")
+def test_cuda_gradients_are_contiguous():
+    check_gradient_layouts("cuda")
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
