@@ -10,8 +10,11 @@ import torch
 from helpers import ARG_NAMES, LOW_PRECISION_TOL, call, rel_rms
 from helpers import inputs_for_shape as inputs_for
 from msca_fast import _extension
+from msca_fast.backends import backend_reasons, select_backend
+from msca_fast.backends.extension_backend import cuda_shared_bytes
 from msca_fast.ops import msca
 from msca_fast.reference import msca_reference
+from msca_fast.validation import Problem, validate_msca
 
 pytestmark = pytest.mark.skipif(not _extension.extension_loaded(), reason=f"{_extension.load_error}")
 
@@ -204,10 +207,25 @@ def test_cuda_kernels_registered_when_built_with_cuda():
         assert _extension.built_with_cuda(), "a CUDA toolchain is present but the kernels were not built"
 
 
-def test_auto_prefers_the_cpu_kernels_for_the_fused_op():
-    from msca_fast.backends import select_backend
-    from msca_fast.validation import validate_msca
+@pytest.mark.skipif(not _extension.built_with_cuda(), reason="the build has no CUDA kernels")
+def test_cuda_backend_declines_what_its_shared_memory_cannot_hold():
+    """The forward fits in 48 KiB of shared memory for the paper's sizes; the backward's
+    two K x 256 tiles do not for K = 16 in float64 or K = 32 in float32, so the "cuda"
+    backend must decline those problems when gradients are wanted, before any launch."""
+    def problem(dtype, k, requires_grad):
+        return Problem("msca", torch.device("cuda"), dtype, 2, 64, 32, 32, k, 4096, 4096, requires_grad)
 
+    def why_not(p):
+        return backend_reasons(p)["cuda"]
+
+    assert why_not(problem(torch.float32, 16, requires_grad=True)) is None
+    assert why_not(problem(torch.float64, 16, requires_grad=False)) is None
+    for dtype, k in ((torch.float64, 16), (torch.float32, 32)):
+        assert cuda_shared_bytes(problem(dtype, k, True))["backward"] > 48 * 1024
+        assert "backward" in why_not(problem(dtype, k, requires_grad=True))
+
+
+def test_auto_prefers_the_cpu_kernels_for_the_fused_op():
     problem = validate_msca(*(inputs_for(SHAPES["tiny"])[n] for n in ARG_NAMES)).problem
     assert select_backend("auto", problem).name == "cpu"
 
@@ -217,8 +235,11 @@ def test_auto_prefers_the_cpu_kernels_for_the_fused_op():
 @pytest.mark.gpu
 @pytest.mark.skipif(not HAS_GPU, reason="needs a CUDA device and a CUDA build")
 def test_cuda_matches_reference(shape, dtype):
-    if shape[4] > 32:
-        pytest.skip("K above the CUDA kernel's limit")
+    inp = inputs_for(shape, dtype, "cuda")
+    problem = validate_msca(*(inp[n].requires_grad_() if inp[n] is not None else None for n in ARG_NAMES)).problem
+    reason = backend_reasons(problem)["cuda"]
+    if reason is not None:
+        pytest.skip(reason)
     tol = (1e-12, 1e-11) if dtype == torch.float64 else (2e-5, 1e-4)
     compare_to_reference(inputs_for(shape, dtype, "cuda"), "cuda", *tol)
 

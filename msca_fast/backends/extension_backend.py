@@ -110,10 +110,18 @@ def _not_fused(*args, **kwargs):
 
 
 # Limits of csrc/msca_cuda.cu: K logits per thread in registers, and a block's shared
-# memory (K x 256 attention tile + N x K accumulator + 3K) within 48 KiB.
+# memory within 48 KiB: the forward's K x 256 attention tile + N x K accumulator + 3K
+# values, the backward's two K x 256 tiles (sweep A), in the accumulation dtype.
 _CUDA_MAX_K = 32
 _CUDA_BLOCK = 256
 _CUDA_SHARED_BYTES = 48 * 1024
+
+
+def cuda_shared_bytes(problem: Problem) -> dict[str, int]:
+    """Shared memory per block of the CUDA kernels: {"forward": ..., "backward": ...}."""
+    k, n = problem.num_regions, problem.image_channels
+    element = 8 if problem.dtype == torch.float64 else 4
+    return {"forward": element * (k * _CUDA_BLOCK + n * k + 3 * k), "backward": element * 2 * k * _CUDA_BLOCK}
 
 
 def _cuda_limits(problem: Problem) -> str | None:
@@ -122,10 +130,17 @@ def _cuda_limits(problem: Problem) -> str | None:
     k, n = problem.num_regions, problem.image_channels
     if k > _CUDA_MAX_K:
         return f"K = {k} exceeds the CUDA kernel's limit of {_CUDA_MAX_K}"
-    element = 8 if problem.dtype == torch.float64 else 4
-    shared = element * (k * _CUDA_BLOCK + n * k + 3 * k)
-    if shared > _CUDA_SHARED_BYTES:
-        return f"N*K = {n}*{k} needs {shared} bytes of shared memory, over the kernel's {_CUDA_SHARED_BYTES}"
+    shared = cuda_shared_bytes(problem)
+    if shared["forward"] > _CUDA_SHARED_BYTES:
+        return (
+            f"N*K = {n}*{k} needs {shared['forward']} bytes of shared memory in the forward, "
+            f"over the kernel's {_CUDA_SHARED_BYTES}"
+        )
+    if problem.requires_grad and shared["backward"] > _CUDA_SHARED_BYTES:
+        return (
+            f"K = {k} in {problem.dtype} needs {shared['backward']} bytes of shared memory in the backward, "
+            f"over the kernel's {_CUDA_SHARED_BYTES}"
+        )
     return None
 
 
