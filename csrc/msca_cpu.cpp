@@ -266,8 +266,9 @@ MSCA_TASK void backward_sweep_a_task(const BackwardArgs<T>& a, int64_t b, int64_
   const int64_t end = std::min(d.P1, (j + 1) * a.tg.size);
   for (int64_t t0 = j * a.tg.size; t0 < end; t0 += kTile) {
     const int L = static_cast<int>(std::min(kTile, end - t0));
-    pack_tile(c1 + t0, d.P1, M1, L, c1p, end - t0 - kTile);
-    pack_tile(go + t0, d.P1, N, L, gop, end - t0 - kTile);
+    const int64_t next_L = end - t0 - kTile;
+    pack_tile(c1 + t0, d.P1, M1, L, c1p, next_L);
+    pack_tile(go + t0, d.P1, N, L, gop, next_L);
     channel_attention_tile(a.psi, a.bias, K, M1, c1p, beta, colmax, colsum, L);
     tile_dots(gop, N, beta, K, a.part_dvt + task * N * K, L);
     for (int k = 0; k < K; ++k) std::fill(g + k * kLd, g + k * kLd + L, T(0));

@@ -4,6 +4,8 @@ CPU tests run everywhere. Tests on CUDA tensors carry the ``gpu`` marker and run
 whenever a GPU is present (``pytest -m gpu`` selects them).
 """
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -164,7 +166,24 @@ def op_args(device="cpu", optional="all"):
     return [inp["fx2"], inp["fc2"], inp["fc1"], inp["phi_weight"], inp["psi_weight"], bias, gate]
 
 
-def check_gradient_layouts(device):
+DEVICES = [
+    "cpu",
+    pytest.param(
+        "cuda",
+        marks=[pytest.mark.gpu, pytest.mark.skipif(not HAS_GPU, reason="needs a CUDA device and a CUDA build")],
+    ),
+]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("optional", ["all", "none"])
+def test_opcheck(device, optional):
+    args = [a.requires_grad_() if a is not None else None for a in op_args(device, optional)]
+    torch.library.opcheck(torch.ops.msca_fast.msca_forward.default, args)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_gradients_are_contiguous(device):
     """The backward op's gradients are contiguous, as its register_fake says: compiled
     graphs read them with the fake strides."""
     args = op_args(device)
@@ -172,16 +191,6 @@ def check_gradient_layouts(device):
     grads = torch.ops.msca_fast.msca_backward(torch.randn_like(out), *args, v, lse)
     for name, grad in zip(("fx2", "fc2", "fc1", "phi", "psi", "psi_bias", "gate"), grads):
         assert grad.is_contiguous(), f"d{name} has strides {grad.stride()}"
-
-
-@pytest.mark.parametrize("optional", ["all", "none"])
-def test_opcheck(optional):
-    args = [a.requires_grad_() if a is not None else None for a in op_args("cpu", optional)]
-    torch.library.opcheck(torch.ops.msca_fast.msca_forward.default, args)
-
-
-def test_cpu_gradients_are_contiguous():
-    check_gradient_layouts("cpu")
 
 
 def test_module_under_torch_compile_fullgraph():
@@ -236,26 +245,12 @@ def test_auto_prefers_the_cpu_kernels_for_the_fused_op():
 @pytest.mark.skipif(not HAS_GPU, reason="needs a CUDA device and a CUDA build")
 def test_cuda_matches_reference(shape, dtype):
     inp = inputs_for(shape, dtype, "cuda")
-    problem = validate_msca(*(inp[n].requires_grad_() if inp[n] is not None else None for n in ARG_NAMES)).problem
-    reason = backend_reasons(problem)["cuda"]
+    problem = validate_msca(*(inp[n] for n in ARG_NAMES)).problem
+    reason = backend_reasons(dataclasses.replace(problem, requires_grad=True))["cuda"]  # the test takes gradients
     if reason is not None:
         pytest.skip(reason)
     tol = (1e-12, 1e-11) if dtype == torch.float64 else (2e-5, 1e-4)
-    compare_to_reference(inputs_for(shape, dtype, "cuda"), "cuda", *tol)
-
-
-@pytest.mark.gpu
-@pytest.mark.skipif(not HAS_GPU, reason="needs a CUDA device and a CUDA build")
-@pytest.mark.parametrize("optional", ["all", "none"])
-def test_cuda_opcheck(optional):
-    args = [a.requires_grad_() if a is not None else None for a in op_args("cuda", optional)]
-    torch.library.opcheck(torch.ops.msca_fast.msca_forward.default, args)
-
-
-@pytest.mark.gpu
-@pytest.mark.skipif(not HAS_GPU, reason="needs a CUDA device and a CUDA build")
-def test_cuda_gradients_are_contiguous():
-    check_gradient_layouts("cuda")
+    compare_to_reference(inp, "cuda", *tol)
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
