@@ -17,12 +17,18 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import Tensor
 from tqdm import tqdm
 
+from msca_fast.evaluation.attention_quality import AttentionQuality
 from msca_fast.evaluation.report import markdown_table, write_html, write_json
 from msca_fast.evaluation.tasks import TASKS, TaskSample, build_task, task_is_available
+from msca_fast.metrics.region import RegionTransfer
 from msca_fast.models.labels import one_hot
 from msca_fast.training.visuals import class_palette, sample_grid, save_grid
+
+
+DEFAULT_SEED = 1000  # held-out synthetic scenes: no training run uses this seed
 
 
 def parser() -> argparse.ArgumentParser:
@@ -42,7 +48,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--raw-weights", action="store_true", help="use the raw generator instead of its EMA copy")
     p.add_argument("--strict", action="store_true", help="fail when a metric's pretrained network is missing")
     p.add_argument("--rows", type=int, default=8, help="sample rows per task in index.html")
-    p.add_argument("--seed", type=int, default=1000, help="synthetic scenes: seed of the evaluation images")
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED,
+                   help="synthetic scenes: seed of the evaluation images (training uses --seed, default 0)")  # fmt: skip
     p.add_argument("--lpips-weights", help="VGG-16 ImageNet weights file for LPIPS")
     p.add_argument("--fid-weights", help="FID Inception-v3 weights file")
     p.add_argument("--vgg-weights", default="imagenet", help="VGG-19 weights for the style loss")
@@ -69,27 +76,41 @@ def evaluation_images(args: argparse.Namespace):
     return folders.LabelFolder(args.data_root, label_nc=args.label_nc, size=args.size)
 
 
+def _batch(chunk: list[TaskSample], num_classes: int, device: torch.device) -> tuple[Tensor, ...]:
+    """c1 (B,C,H,W), x2 (B,3,He,We), c2 (B,C,He,We), truth (B,3,H,W), target ids (B,H,W), exemplar ids (B,He,We)."""
+    target_ids = torch.stack([s.target_label for s in chunk]).to(device)
+    exemplar_ids = torch.stack([s.exemplar_label for s in chunk]).to(device)
+    x2 = torch.stack([s.exemplar_image for s in chunk]).to(device)
+    truth = torch.stack([s.truth for s in chunk]).to(device)
+    return one_hot(target_ids, num_classes), x2, one_hot(exemplar_ids, num_classes), truth, target_ids, exemplar_ids
+
+
 @torch.no_grad()
 def run_task(generator, samples: list[TaskSample], suite, batch_size: int, device: torch.device, rows_dir: Path,
-             rows: int, palette: torch.Tensor, desc: str) -> list[str]:  # fmt: skip
-    """Synthesize every sample, feed the metrics, save the first ``rows`` rows; returns their paths."""
+             rows: int, palette: torch.Tensor, desc: str,
+             second_samples: list[TaskSample] | None = None) -> tuple[dict[str, float | None], list[Path]]:  # fmt: skip
+    """Synthesize every sample and measure it: the suite's metrics, the region metrics and, for
+    models with attention, its quality. ``second_samples`` (same targets, other exemplars) adds
+    exemplar sensitivity. Saves the first ``rows`` rows; returns (results, their paths)."""
     num_classes = generator.config.num_classes
     rows_dir.mkdir(parents=True, exist_ok=True)
-    saved: list[str] = []
+    region, attention = RegionTransfer(), AttentionQuality()
+    saved: list[Path] = []
     for start in tqdm(range(0, len(samples), batch_size), desc=desc, leave=False):
-        chunk = samples[start : start + batch_size]
-        c1 = one_hot(torch.stack([s.target_label for s in chunk]), num_classes).to(device)
-        x2 = torch.stack([s.exemplar_image for s in chunk]).to(device)
-        c2 = one_hot(torch.stack([s.exemplar_label for s in chunk]), num_classes).to(device)
-        truth = torch.stack([s.truth for s in chunk]).to(device)
+        c1, x2, c2, truth, target_ids, exemplar_ids = _batch(samples[start : start + batch_size], num_classes, device)
         output = generator(c1, x2, c2).float().clamp(-1, 1)
         suite.update(output, truth)
-        for k in range(len(chunk)):
+        region.update(output, truth, target_ids, x2, exemplar_ids)
+        attention.update(generator, c1, x2, c2)
+        if second_samples is not None:
+            _, x2_b, c2_b, truth_b, _, _ = _batch(second_samples[start : start + batch_size], num_classes, device)
+            region.update_sensitivity(output, generator(c1, x2_b, c2_b).float().clamp(-1, 1), truth, truth_b)
+        for k in range(output.shape[0]):
             if len(saved) < rows:
                 path = rows_dir / f"{start + k:04d}.png"
                 save_grid(sample_grid(c1[k : k + 1], x2[k : k + 1], output[k : k + 1], truth[k : k + 1], palette), path)
                 saved.append(path)
-    return saved
+    return {**suite.compute(), **region.compute(), **attention.compute()}, saved
 
 
 def make_suite(args: argparse.Namespace, device: torch.device):
@@ -142,14 +163,13 @@ def main(argv: list[str] | None = None) -> int:
         suite = make_suite(args, device)  # the metric networks load once
         missing.update(suite.missing)
         for task in tasks:
-            samples = build_task(
-                task, [it["image"] for it in items], [it["label"] for it in items], [it["name"] for it in items],
-                num_classes, dataset=images,
-            )  # fmt: skip
+            task_images = ([it["image"] for it in items], [it["label"] for it in items], [it["name"] for it in items])
+            samples = build_task(task, *task_images, num_classes, dataset=images)
+            # Style transfer has exact truths for any exemplar: a second one measures sensitivity.
+            second = build_task(task, *task_images, num_classes, images, 2) if task == "style-transfer" else None
             suite.reset()
-            rows = run_task(generator, samples, suite, args.batch_size, device, out / "samples" / task, args.rows,
-                            palette, task)  # fmt: skip
-            results[column][task] = suite.compute()
+            results[column][task], rows = run_task(generator, samples, suite, args.batch_size, device,
+                                                   out / "samples" / task, args.rows, palette, task, second)  # fmt: skip
             html_rows[task] = [str(p.relative_to(out)) for p in rows]
     except (ValueError, RuntimeError) as error:
         print(f"evaluate: error: {error}", file=sys.stderr)

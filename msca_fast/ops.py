@@ -104,6 +104,11 @@ class MSCA(nn.Module):
     feature-masking MLP of Eq. 6: [gap(Fc1), gap(Fc2)] (M1+M2) -> mlp_hidden -> ReLU -> K
     -> sigmoid. ``mlp_hidden`` defaults to max(K, (M1+M2) // 4).
 
+    ``logit_scale`` multiplies both attention logits (phi's and psi's outputs): an inverse
+    softmax temperature, fixed, not learned. The paper gives none (1.0). A larger one makes the
+    attention maps sharper at initialisation and lets each optimiser step move the logits further,
+    which short trainings need (see RESULTS.md).
+
     forward(fx2 (B,N,H2,W2), fc2 (B,M2,H2,W2), fc1 (B,M1,H1,W1)) -> (B,N,H1,W1).
     Under autocast the parameters are cast to the features' dtype.
     """
@@ -117,6 +122,7 @@ class MSCA(nn.Module):
         masking: bool = True,
         mlp_hidden: int | None = None,
         backend: str = "auto",
+        logit_scale: float = 1.0,
     ) -> None:
         super().__init__()
         for name, value in (
@@ -133,6 +139,8 @@ class MSCA(nn.Module):
             raise ValueError(f"mlp_hidden: expected a positive int or None, got {mlp_hidden!r}")
         if not isinstance(masking, bool):
             raise TypeError(f"masking: expected True or False, got {masking!r}")
+        if isinstance(logit_scale, bool) or not isinstance(logit_scale, (int, float)) or not logit_scale > 0:
+            raise ValueError(f"logit_scale: expected a positive number, got {logit_scale!r}")
         known = ["auto"] + [b.name for b in registered_backends()]
         if backend not in known:
             raise ValueError(f"backend: unknown backend {backend!r}; expected one of {known}")
@@ -142,6 +150,7 @@ class MSCA(nn.Module):
         self.num_regions = num_regions
         self.masking = masking
         self.backend = backend
+        self.logit_scale = float(logit_scale)
         self.phi = nn.Conv2d(image_channels + exemplar_label_channels, num_regions, kernel_size=1)
         self.psi = nn.Conv2d(target_label_channels, num_regions, kernel_size=1)
         self.gate_mlp = (
@@ -156,15 +165,17 @@ class MSCA(nn.Module):
         )
 
     def extra_repr(self) -> str:
-        return f"num_regions={self.num_regions}, masking={self.masking}, backend={self.backend!r}"
+        return (
+            f"num_regions={self.num_regions}, masking={self.masking}, backend={self.backend!r}, "
+            f"logit_scale={self.logit_scale}"
+        )
 
     def _params(self, dtype: torch.dtype) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        return (
-            self.phi.weight.to(dtype),
-            self.phi.bias.to(dtype),
-            self.psi.weight.to(dtype),
-            self.psi.bias.to(dtype),
-        )
+        """phi's and psi's weights and biases as the op takes them: times ``logit_scale``, in ``dtype``."""
+        params = (self.phi.weight, self.phi.bias, self.psi.weight, self.psi.bias)
+        if self.logit_scale == 1.0:
+            return tuple(p.to(dtype) for p in params)
+        return tuple((p * self.logit_scale).to(dtype) for p in params)
 
     def _check_features(self, name: str, x: Tensor, channels: int, what: str, ndim: int = 4) -> None:
         layout = f"(B, {channels}, H, W)" if ndim == 4 else f"(B, {channels}, K)"

@@ -48,6 +48,11 @@ def test_evaluate_writes_table_json_and_html(checkpoint, tmp_path):
     assert set(results) == {"duplicate", "mirror", "retrieve", "style-transfer"}
     for values in results.values():
         assert 0 < values["psnr"] < 100 and values["style"] >= 0
+        assert values["region_error_class_copy"] <= values["region_error_global"]
+        assert 0 <= values["purity_area"] <= values["purity"] + 0.5 and 0 <= values["channel_entropy"] <= 1
+    transfer = results["style-transfer"]
+    assert transfer["sensitivity"] > 0 and "sensitivity" not in results["mirror"]
+    assert -5 < transfer["region_score"] < 5 and transfer["psnr_class_copy"] > transfer["psnr_global"]
     assert "| style-transfer | PSNR ↑ |" in (out / "results.md").read_text()
     page = (out / "index.html").read_text()
     rows = list((out / "samples" / "mirror").glob("*.png"))
@@ -95,7 +100,11 @@ def test_ablation_trains_and_compares_variants(tmp_path):
         warnings.simplefilter("ignore")
         assert ablation.main(argv) == 0
     table = (tmp_path / "ablation.md").read_text()
-    assert "| task | measure | msca | gap |" in table
+    assert "| task | measure | full | GAP |" in table and "| duplicate | attention purity ↑ |" in table
     results = json.loads((tmp_path / "ablation.json").read_text())["results"]
-    assert results["msca"]["duplicate"]["psnr"] != results["gap"]["duplicate"]["psnr"]
+    assert results["full"]["duplicate"]["psnr"] != results["GAP"]["duplicate"]["psnr"]
+    assert "purity" in results["full"]["duplicate"] and "purity" not in results["GAP"]["duplicate"]
+    grid = Image.open(tmp_path / "comparison.png")
+    assert grid.size[0] > 4 * 32 and grid.size[1] > 6 * 32  # 5 columns, 6 rows of 32x32 tiles
+    assert sorted(p.name for p in (tmp_path / "attention").iterdir()) == [f"attention_s{i}.png" for i in range(3)]
     assert ablation.main(["--output-dir", str(tmp_path), "--variant", "gap"]) == 2

@@ -7,8 +7,23 @@ import json
 from pathlib import Path
 from typing import Any
 
-# (key, label with the better direction) in the paper's order.
-MEASURES = (("psnr", "PSNR ↑"), ("lpips", "LPIPS ↓"), ("fid", "FID ↓"), ("style", "style loss ↓"))
+# (key, label with the better direction): the paper's four, then the region and attention
+# measures (msca_fast.metrics.region, msca_fast.evaluation.attention_quality) with their baselines.
+MEASURES = (
+    ("psnr", "PSNR ↑"), ("lpips", "LPIPS ↓"), ("fid", "FID ↓"), ("style", "style loss ↓"),
+    ("region_score", "region transfer score ↑ (0 = global mean, 1 = class copy)"),
+    ("region_error", "region colour error ↓ (RGB 0-255)"),
+    ("region_error_global", "… of global-mean painting"),
+    ("region_error_class_copy", "… of class-copy painting"),
+    ("psnr_global", "PSNR of global-mean painting"),
+    ("psnr_class_copy", "PSNR of class-copy painting"),
+    ("sensitivity", "exemplar sensitivity (1 = as the truth)"),
+    ("purity", "attention purity ↑"),
+    ("purity_area", "… class-blind baseline (largest class's area)"),
+    ("channel_entropy", "channel attention entropy / log K"),
+)  # fmt: skip
+
+PAPER_MEASURES = ("psnr", "lpips", "fid", "style")  # always shown, n/a when missing
 
 Results = dict[str, dict[str, dict[str, float | None]]]  # column -> task -> measure -> value
 
@@ -20,7 +35,10 @@ def markdown_table(results: Results, missing: dict[str, str] | None = None) -> s
     lines = ["| task | measure | " + " | ".join(columns) + " |", "|---|---|" + "---:|" * len(columns)]
     for task in tasks:
         for key, label in MEASURES:
-            cells = [_cell(results[c].get(task, {}).get(key)) for c in columns]
+            values = [results[c].get(task, {}).get(key) for c in columns]
+            if key not in PAPER_MEASURES and all(v is None for v in values):
+                continue
+            cells = [_cell(v) for v in values]
             lines.append(f"| {task} | {label} | " + " | ".join(cells) + " |")
     for key, reason in (missing or {}).items():
         lines.append(f"\n{key}: n/a ({reason})")

@@ -33,11 +33,13 @@ class TaskSample:
 
 
 def build_task(
-    task: str, images: list[Tensor], labels: list[Tensor], names: list[str], num_classes: int, dataset=None
+    task: str, images: list[Tensor], labels: list[Tensor], names: list[str], num_classes: int, dataset=None,
+    exemplar_offset: int = 1,
 ) -> list[TaskSample]:
     """The samples of ``task`` over the evaluation images (each (3,S,S)) and labels (each (S,S)).
 
-    ``dataset`` must be a :class:`msca_fast.data.synthetic.SyntheticScenes` for "style-transfer".
+    ``dataset`` must be a :class:`msca_fast.data.synthetic.SyntheticScenes` for "style-transfer",
+    where target i takes the style of scene i + ``exemplar_offset`` (modulo the count).
     """
     if task not in TASKS:
         raise ValueError(f"task: expected one of {list(TASKS)}, got {task!r}")
@@ -60,7 +62,7 @@ def build_task(
     out = []
     size = images[0].shape[-1]
     for i in range(n):
-        j = (i + 1) % n  # each target takes the next scene's style
+        j = (i + exemplar_offset) % n
         truth, truth_label = render(dataset.layout(i), dataset.style(j), size, size)
         out.append(TaskSample(f"{names[i]}<-{names[j]}", truth_label, images[j], labels[j], truth))
     return out

@@ -19,10 +19,14 @@ class MSCAAlignment(nn.Module):
     "w/o masking" ablation (no Eq. 6 gate)."""
 
     def __init__(
-        self, image_channels: int, label_channels: int, num_regions: int, masking: bool = True, backend: str = "auto"
+        self, image_channels: int, label_channels: int, num_regions: int, masking: bool = True, backend: str = "auto",
+        logit_scale: float = 1.0,
     ) -> None:
         super().__init__()
-        self.msca = MSCA(image_channels, label_channels, label_channels, num_regions, masking=masking, backend=backend)
+        self.msca = MSCA(
+            image_channels, label_channels, label_channels, num_regions, masking=masking, backend=backend,
+            logit_scale=logit_scale,
+        )
 
     def forward(self, fx2: Tensor, fc2: Tensor, fc1: Tensor, c2: Tensor, c1: Tensor) -> Tensor:
         return self.msca(fx2, fc2, fc1)
@@ -55,11 +59,15 @@ class ClassMeanAlignment(nn.Module):
 
 
 def build_aligner(
-    variant: str, image_channels: int, label_channels: int, num_regions: int, backend: str = "auto"
+    variant: str, image_channels: int, label_channels: int, num_regions: int, backend: str = "auto",
+    logit_scale: float = 1.0,
 ) -> nn.Module:
     """The aligner for ``variant`` in ("msca", "no_masking", "gap", "no_attention")."""
     if variant in ("msca", "no_masking"):
-        return MSCAAlignment(image_channels, label_channels, num_regions, masking=variant == "msca", backend=backend)
+        return MSCAAlignment(
+            image_channels, label_channels, num_regions, masking=variant == "msca", backend=backend,
+            logit_scale=logit_scale,
+        )
     if variant == "gap":
         return GAPAlignment()
     if variant == "no_attention":

@@ -14,6 +14,7 @@ from typing import Any
 ALIGNMENTS = ("msca", "gap", "no_attention", "no_masking")
 PARAM_FREE_NORMS = ("batch", "instance", "syncbatch")
 D_NORMS = ("spectralinstance", "spectralbatch", "instance", "none")
+PADDING_MODES = ("zeros", "replicate")
 NUM_SCALES = 5  # the paper's L = 4: scales i = 0 (finest, full resolution) .. 4 (1/16)
 
 
@@ -33,9 +34,13 @@ class ModelConfig:
         of the exemplar features), "no_attention" (per-class means of the exemplar features
         placed where the target has that class), "no_masking" (MSCA without the Eq. 6 gate).
     msca_backend: the :mod:`msca_fast.ops` backend ("auto", "reference", "cpu", "cuda", ...).
+    attention_logit_scale: a fixed factor on every MSCA's attention logits (an inverse softmax
+        temperature; the paper gives none: 1.0).
     ngf: generator width; the SPADE blocks have 16,16,16,8,4,2,1 x ngf channels from coarse to fine.
     spade_hidden: hidden channels of each SPADE layer's shared conv.
     param_free_norm: the SPADE layers' normalisation ("batch" as SPADE, "instance", "syncbatch").
+    padding_mode: the generator's 3x3 convs pad with "zeros" (as SPADE) or "replicate" (no dark
+        frame along the borders of small maps; see RESULTS.md).
     label_slope: negative slope of the label encoder's LeakyReLU.
     vgg_weights: where the frozen VGG-19 comes from ("imagenet", "random" or a file path); see
         :func:`msca_fast.models.vgg.load_vgg19_features`.
@@ -48,9 +53,11 @@ class ModelConfig:
     num_regions: tuple[int, ...] = (8, 16, 16, 16, 16)
     alignment: str = "msca"
     msca_backend: str = "auto"
+    attention_logit_scale: float = 1.0
     ngf: int = 64
     spade_hidden: int = 128
     param_free_norm: str = "batch"
+    padding_mode: str = "zeros"
     label_slope: float = 0.2
     vgg_weights: str = "imagenet"
     ndf: int = 64
@@ -73,7 +80,11 @@ class ModelConfig:
                 _check_positive_int(name, item)
         _check_choice("alignment", self.alignment, ALIGNMENTS)
         _check_choice("param_free_norm", self.param_free_norm, PARAM_FREE_NORMS)
+        _check_choice("padding_mode", self.padding_mode, PADDING_MODES)
         _check_choice("discriminator_norm", self.discriminator_norm, D_NORMS)
+        if isinstance(self.attention_logit_scale, bool) or not isinstance(self.attention_logit_scale, (int, float)) \
+                or not self.attention_logit_scale > 0:
+            raise ValueError(f"attention_logit_scale: expected a positive number, got {self.attention_logit_scale!r}")
         if not isinstance(self.msca_backend, str):
             raise TypeError(f"msca_backend: expected a backend name, got {self.msca_backend!r}")
         if not isinstance(self.vgg_weights, str):

@@ -18,7 +18,7 @@ from msca_fast.models.alignment import MSCAAlignment, build_aligner
 from msca_fast.models.config import NUM_SCALES, ModelConfig
 from msca_fast.models.features import ImagePyramid, LabelPyramid
 from msca_fast.models.labels import check_image, check_label_map
-from msca_fast.models.spade import SPADEResBlock
+from msca_fast.models.spade import SPADEResBlock, conv3x3
 
 # (in, out) channels as multiples of ngf, and the scale each SPADE block runs at (coarse to fine).
 BLOCK_WIDTHS = ((16, 16), (16, 16), (16, 16), (16, 8), (8, 4), (4, 2), (2, 1))
@@ -50,17 +50,21 @@ class Generator(nn.Module):
         self.image_pyramid = ImagePyramid(image_ch, config.vgg_weights if vgg_weights is None else vgg_weights)
         self.label_pyramid = LabelPyramid(config.num_classes, label_ch, config.label_slope)
         self.aligners = nn.ModuleList(
-            build_aligner(config.alignment, image_ch[i], label_ch[i], config.num_regions[i], config.msca_backend)
+            build_aligner(
+                config.alignment, image_ch[i], label_ch[i], config.num_regions[i], config.msca_backend,
+                config.attention_logit_scale,
+            )
             for i in range(NUM_SCALES)
         )
         condition_ch = [image_ch[i] + label_ch[i] for i in range(NUM_SCALES)]
         nf = config.ngf
-        self.stem = nn.Conv2d(condition_ch[-1], BLOCK_WIDTHS[0][0] * nf, 3, padding=1)
+        padding = config.padding_mode
+        self.stem = conv3x3(condition_ch[-1], BLOCK_WIDTHS[0][0] * nf, padding)
         self.blocks = nn.ModuleList(
-            SPADEResBlock(w_in * nf, w_out * nf, condition_ch[s], config.spade_hidden, config.param_free_norm)
+            SPADEResBlock(w_in * nf, w_out * nf, condition_ch[s], config.spade_hidden, config.param_free_norm, padding)
             for (w_in, w_out), s in zip(BLOCK_WIDTHS, BLOCK_SCALES)
         )
-        self.to_image = nn.Conv2d(BLOCK_WIDTHS[-1][1] * nf, 3, 3, padding=1)
+        self.to_image = conv3x3(BLOCK_WIDTHS[-1][1] * nf, 3, padding)
 
     @classmethod
     def rebuild(cls, config: ModelConfig | dict[str, Any], state_dict: dict[str, Tensor]) -> Generator:

@@ -10,6 +10,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm
 
+from msca_fast.models.config import PADDING_MODES
+
 
 def param_free_norm(kind: str, channels: int) -> nn.Module:
     """Normalisation without a learned affine: "batch", "syncbatch" (multi-GPU) or "instance"."""
@@ -22,20 +24,31 @@ def param_free_norm(kind: str, channels: int) -> nn.Module:
     raise ValueError(f"param_free_norm: expected 'batch', 'syncbatch' or 'instance', got {kind!r}")
 
 
+def conv3x3(in_channels: int, out_channels: int, padding_mode: str = "zeros") -> nn.Conv2d:
+    """A 3x3 conv keeping the size. "replicate" padding works at any size (a 1x1 map included),
+    and unlike zero padding gives border pixels no different statistics at small scales."""
+    if padding_mode not in PADDING_MODES:
+        raise ValueError(f"padding_mode: expected one of {list(PADDING_MODES)}, got {padding_mode!r}")
+    return nn.Conv2d(in_channels, out_channels, 3, padding=1, padding_mode=padding_mode)
+
+
 class SPADE(nn.Module):
     """Spatially-adaptive denormalisation.
 
     forward(x (B,C,H,W), condition (B,Cc,Hc,Wc)) -> norm(x) * (1 + gamma) + beta, (B,C,H,W),
     where gamma and beta are 3x3 convs of a shared 3x3 conv + ReLU (``hidden`` channels) of the
-    condition, resized (nearest) to (H, W) when its size differs.
+    condition, resized (nearest) to (H, W) when its size differs. ``padding_mode`` is every 3x3
+    conv's ("zeros" as SPADE, or "replicate").
     """
 
-    def __init__(self, channels: int, condition_channels: int, hidden: int = 128, norm: str = "batch") -> None:
+    def __init__(
+        self, channels: int, condition_channels: int, hidden: int = 128, norm: str = "batch", padding_mode: str = "zeros"
+    ) -> None:
         super().__init__()
         self.norm = param_free_norm(norm, channels)
-        self.shared = nn.Sequential(nn.Conv2d(condition_channels, hidden, 3, padding=1), nn.ReLU())
-        self.gamma = nn.Conv2d(hidden, channels, 3, padding=1)
-        self.beta = nn.Conv2d(hidden, channels, 3, padding=1)
+        self.shared = nn.Sequential(conv3x3(condition_channels, hidden, padding_mode), nn.ReLU())
+        self.gamma = conv3x3(hidden, channels, padding_mode)
+        self.beta = conv3x3(hidden, channels, padding_mode)
 
     def forward(self, x: Tensor, condition: Tensor) -> Tensor:
         if condition.shape[-2:] != x.shape[-2:]:
@@ -52,17 +65,18 @@ class SPADEResBlock(nn.Module):
     """
 
     def __init__(
-        self, in_channels: int, out_channels: int, condition_channels: int, hidden: int = 128, norm: str = "batch"
+        self, in_channels: int, out_channels: int, condition_channels: int, hidden: int = 128, norm: str = "batch",
+        padding_mode: str = "zeros",
     ) -> None:
         super().__init__()
         middle = min(in_channels, out_channels)
-        self.norm_0 = SPADE(in_channels, condition_channels, hidden, norm)
-        self.conv_0 = spectral_norm(nn.Conv2d(in_channels, middle, 3, padding=1))
-        self.norm_1 = SPADE(middle, condition_channels, hidden, norm)
-        self.conv_1 = spectral_norm(nn.Conv2d(middle, out_channels, 3, padding=1))
+        self.norm_0 = SPADE(in_channels, condition_channels, hidden, norm, padding_mode)
+        self.conv_0 = spectral_norm(conv3x3(in_channels, middle, padding_mode))
+        self.norm_1 = SPADE(middle, condition_channels, hidden, norm, padding_mode)
+        self.conv_1 = spectral_norm(conv3x3(middle, out_channels, padding_mode))
         self.learned_shortcut = in_channels != out_channels
         if self.learned_shortcut:
-            self.norm_s = SPADE(in_channels, condition_channels, hidden, norm)
+            self.norm_s = SPADE(in_channels, condition_channels, hidden, norm, padding_mode)
             self.conv_s = spectral_norm(nn.Conv2d(in_channels, out_channels, 1, bias=False))
 
     def forward(self, x: Tensor, condition: Tensor) -> Tensor:

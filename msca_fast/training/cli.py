@@ -46,14 +46,21 @@ def parser() -> argparse.ArgumentParser:
     sched.add_argument("--steps", type=int, help="adversarial iterations")
     sched.add_argument("--epochs", type=int, help="train this many epochs instead of --steps (paper: 40)")
     sched.add_argument("--pretrain-steps", type=int, help="attention-pretraining iterations before them")
+    sched.add_argument("--lr-pretrain", type=float, help="attention pretraining's learning rate (default: --lr-g)")
+    sched.add_argument("--pretrain-rgb", action=argparse.BooleanOptionalAction, default=None,
+                       help="attention pretraining also predicts the target's colours (not in the paper)")  # fmt: skip
     sched.add_argument("--lr-g", type=float)
     sched.add_argument("--lr-d", type=float)
     sched.add_argument("--ttur", action="store_true", default=None, help="lr_g / 2 and lr_d * 2 (SPADE's TTUR)")
     sched.add_argument("--g-every", type=int, help="update G every n-th iteration (paper: 5)")
     sched.add_argument("--lambda-global", type=float, help="weight of global self-reconstruction (paper: 1)")
+    sched.add_argument("--lambda-l1", type=float, help="weight of an L1 pixel loss (not in the paper: 0)")
     model = p.add_argument_group("model")
     model.add_argument("--variant", dest="alignment", choices=["msca", "gap", "no_attention", "no_masking"])
     model.add_argument("--msca-backend", help="auto, reference, cpu, cuda, ...")
+    model.add_argument("--attention-logit-scale", type=float,
+                       help="fixed factor on the MSCA attention logits (inverse temperature; paper: 1)")  # fmt: skip
+    model.add_argument("--padding-mode", choices=["zeros", "replicate"], help="the generator's conv padding")
     model.add_argument("--ngf", type=int)
     model.add_argument("--ndf", type=int)
     model.add_argument("--vgg-weights", help="auto, imagenet, random or a path to vgg19 weights")

@@ -71,9 +71,11 @@ def generator_losses(
     fake_p: Tensor,
     fake: Tensor,
     lambda_feat: float,
+    lambda_l1: float = 0.0,
 ) -> dict[str, Tensor]:
-    """G's terms of Eq. 11 per task: hinge GAN, feature matching (x lambda_feat), VGG.
-    Keys: gan_patch, fm_patch, vgg_patch, gan_global, fm_global, vgg_global."""
+    """G's terms of Eq. 11 per task: hinge GAN, feature matching (x lambda_feat), VGG, and with
+    lambda_l1 > 0 an L1 pixel loss (x lambda_l1; not in the paper).
+    Keys: gan_patch, fm_patch, vgg_patch[, l1_patch], gan_global, fm_global, vgg_global[, l1_global]."""
     out: dict[str, Tensor] = {}
     tasks = {
         "patch": (batch.x_p, fake_p, batch.c_p, batch.x_q, batch.c_q),
@@ -86,4 +88,6 @@ def generator_losses(
         out[f"gan_{task}"] = hinge_g_loss(fake_out)
         out[f"fm_{task}"] = feature_matching_loss(real_out, fake_out, weight=lambda_feat)
         out[f"vgg_{task}"] = vgg_loss(generated, real)
+        if lambda_l1 > 0:
+            out[f"l1_{task}"] = lambda_l1 * (generated.float() - real.float()).abs().mean()
     return out

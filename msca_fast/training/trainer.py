@@ -91,7 +91,7 @@ class Trainer:
         self.model_config = model_config
         self.num_classes = num_classes
         self.discriminator = MultiscaleDiscriminator(model_config)
-        self.head = AttentionPretrainHead(model_config)
+        self.head = AttentionPretrainHead(model_config, rgb=cfg.pretrain_rgb)
         self.vgg_loss = VGGLoss(perceptual_vgg_like(self.generator), weight=cfg.lambda_vgg)
         memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
         for module in (self.generator, self.discriminator, self.head, self.vgg_loss):
@@ -103,7 +103,8 @@ class Trainer:
         trainable_g = [p for p in self.generator.parameters() if p.requires_grad]
         self.opt_g = torch.optim.Adam(trainable_g, lr=lr_g, betas=betas)
         self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=lr_d, betas=betas)
-        self.opt_pretrain = torch.optim.Adam(trainable_g + list(self.head.parameters()), lr=lr_g, betas=betas)
+        lr_pretrain = lr_g if cfg.lr_pretrain is None else cfg.lr_pretrain
+        self.opt_pretrain = torch.optim.Adam(trainable_g + list(self.head.parameters()), lr=lr_pretrain, betas=betas)
         self.scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp == "fp16")
         self.pretrain_step = 0
         self.step = 0
@@ -209,7 +210,7 @@ class Trainer:
             }.items():
                 predictions = self.head(self.generator.align(c1, x2, c2))
                 with torch.no_grad():
-                    targets = self.generator.image_pyramid.vgg_features(x1)
+                    targets = self.head.targets(self.generator.image_pyramid.vgg_features(x1), x1)
                 losses[f"pretrain_{task}"] = self.head.loss([p.float() for p in predictions], [t.float() for t in targets])
             total = losses["pretrain_patch"] + lam * losses["pretrain_global"]
         self.opt_pretrain.zero_grad(set_to_none=True)
@@ -242,7 +243,9 @@ class Trainer:
             self.discriminator.requires_grad_(False)
             with self._autocast():
                 fake_p, fake = self.reconstructions(batch.c_p, batch.x_q, batch.c_q, batch.c, batch.x)
-                terms = generator_losses(self.discriminator, self.vgg_loss, batch, fake_p, fake, cfg.lambda_feat)
+                terms = generator_losses(
+                    self.discriminator, self.vgg_loss, batch, fake_p, fake, cfg.lambda_feat, cfg.lambda_l1
+                )
                 g_loss = sum(v if k.endswith("patch") else lam * v for k, v in terms.items())
             self.opt_g.zero_grad(set_to_none=True)
             self.scaler.scale(g_loss).backward()
