@@ -98,6 +98,20 @@ def test_forward_equals_functional_msca_with_module_gate(module):
     assert_close(out, want, rtol=1e-13, atol=1e-13)
 
 
+def test_logit_scale_multiplies_both_attention_logits():
+    fx2, fc2, fc1 = features()
+    scaled = MSCA(N, M2, M1, num_regions=K, logit_scale=7.5).double()
+    assert "logit_scale=7.5" in repr(scaled)
+    gate = scaled.gate(fc1, fc2)
+    w = [7.5 * p for p in (scaled.phi.weight, scaled.phi.bias, scaled.psi.weight, scaled.psi.bias)]
+    assert_close(scaled(fx2, fc2, fc1), msca(fx2, fc2, fc1, *w, gate), rtol=1e-13, atol=1e-13)
+    alpha, beta = scaled.attention_maps(fx2, fc2, fc1)
+    logits = torch.einsum("kc,bchw->bkhw", w[2].flatten(1), fc1) + w[3].view(1, -1, 1, 1)
+    assert_close(beta, logits.softmax(dim=1), rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="logit_scale"):
+        MSCA(N, M2, M1, num_regions=K, logit_scale=0.0)
+
+
 def test_gate_is_in_unit_interval_and_per_sample(module):
     fx2, fc2, fc1 = features()
     gate = module.gate(fc1, fc2)

@@ -19,3 +19,13 @@ def test_update_averages_trainable_weights_and_copies_buffers():
     update_ema(ema, model, decay=0.75)
     assert torch.allclose(ema[0].weight, 0.75 * before + 0.25 * model[0].weight)
     assert torch.equal(ema[1].running_mean, model[1].running_mean)
+
+
+def test_the_average_starts_from_the_pretrained_weights(tmp_path):
+    from tiny_run import train_tiny
+
+    assert train_tiny(tmp_path, "--pretrain-steps", "2", "--steps", "0") == 0
+    state = torch.load(sorted(tmp_path.glob("checkpoint_*.pt"))[-1], weights_only=True)
+    assert state["pretrain_step"] == 2 and state["step"] == 0
+    for name, value in state["generator"].items():
+        torch.testing.assert_close(state["generator_ema"][name], value, rtol=0, atol=0, msg=name)

@@ -218,6 +218,9 @@ class Trainer:
         average_gradients(self.opt_pretrain.param_groups[0]["params"], self.info)
         self.scaler.step(self.opt_pretrain)
         self.scaler.update()
+        # The average starts where pretraining ends, so a pretraining checkpoint samples and
+        # evaluates the pretrained weights (not the initialisation).
+        update_ema(self.generator_ema, self.generator, 0.0)
         self.pretrain_step += 1
         return {k: float(all_mean(v.detach().float(), self.info)) for k, v in losses.items()}
 
