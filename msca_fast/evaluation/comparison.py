@@ -12,7 +12,7 @@ from msca_fast.evaluation.tasks import TaskSample
 from msca_fast.models.generator import Generator
 from msca_fast.models.labels import one_hot
 from msca_fast.synthesis.attention_figure import attention_figure
-from msca_fast.training.visuals import colorize
+from msca_fast.training.visuals import sample_grid
 
 
 @torch.no_grad()
@@ -23,13 +23,11 @@ def comparison_grid(generators: dict[str, Generator], samples: list[TaskSample],
     c1 = one_hot(torch.stack([s.target_label for s in samples]), num_classes)
     x2 = torch.stack([s.exemplar_image for s in samples])
     c2 = one_hot(torch.stack([s.exemplar_label for s in samples]), num_classes)
-    columns = [colorize(c1, palette), torch.nn.functional.interpolate(x2, size=c1.shape[-2:], mode="bilinear")]
+    outputs = []
     for g in generators.values():
         device = next(g.parameters()).device
-        columns.append(g(c1.to(device), x2.to(device), c2.to(device)).float().clamp(-1, 1).cpu())
-    columns.append(torch.stack([s.truth for s in samples]))
-    tiles = torch.stack(columns, dim=1).flatten(0, 1)
-    return torchvision.utils.make_grid((tiles + 1) / 2, nrow=len(columns), padding=2, pad_value=1.0)
+        outputs.append(g(c1.to(device), x2.to(device), c2.to(device)).float().clamp(-1, 1).cpu())
+    return sample_grid(c1, x2, outputs, torch.stack([s.truth for s in samples]), palette)
 
 
 def save_attention_figures(g: Generator, sample: TaskSample, palette: Tensor, folder: Path,

@@ -27,13 +27,17 @@ def colorize(labels: Tensor, palette: Tensor) -> Tensor:
     return rgb * known.unsqueeze(1) - (~known).unsqueeze(1).float()
 
 
-def sample_grid(target_labels: Tensor, exemplars: Tensor, outputs: Tensor, truths: Tensor, palette: Tensor) -> Tensor:
-    """A (3, H', W') image in [0,1]: each row is target label | exemplar | output | ground truth.
+def sample_grid(
+    target_labels: Tensor, exemplars: Tensor, outputs: Tensor | list[Tensor], truths: Tensor, palette: Tensor
+) -> Tensor:
+    """A (3, H', W') image in [0,1]: each row is target label | exemplar | output(s) | ground truth;
+    ``outputs`` is one (B,3,H,W) batch or a list of them (one column each, e.g. several models).
     Exemplars are resized to the target size when they differ."""
-    size = outputs.shape[-2:]
+    outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
+    size = truths.shape[-2:]
     if exemplars.shape[-2:] != size:
         exemplars = torch.nn.functional.interpolate(exemplars, size=size, mode="bilinear", align_corners=False)
-    columns = [colorize(target_labels, palette), exemplars, outputs, truths]
+    columns = [colorize(target_labels, palette), exemplars, *outputs, truths]
     tiles = torch.stack([c.detach().float().cpu() for c in columns], dim=1).flatten(0, 1)
     return torchvision.utils.make_grid((tiles.clamp(-1, 1) + 1) / 2, nrow=len(columns), padding=2, pad_value=1.0)
 
