@@ -3,17 +3,72 @@
 Every failure is a ``TypeError`` (wrong kind of object or dtype) or a ``ValueError``
 (wrong shape, size, device or value) whose message names the argument, what it got and
 what was expected. Nothing is broadcast silently.
+
+The checks read only shapes, dtypes and devices, never tensor values, so they cost no
+device synchronisation. The one value check, that the weights are finite, needs a sync
+and is off unless asked for: set ``MSCA_FAST_CHECK_FINITE=1`` before msca_fast is
+imported, or call :func:`set_finite_check` / use :func:`finite_check` at run time.
 """
 
 from __future__ import annotations
 
 import math
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
 SUPPORTED_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
+FINITE_CHECK_ENV = "MSCA_FAST_CHECK_FINITE"
+_TRUE_WORDS = ("1", "true", "yes", "on")
+_FALSE_WORDS = ("", "0", "false", "no", "off")
+
+
+def _env_flag(name: str) -> bool:
+    """The boolean value of environment variable ``name`` (unset = False)."""
+    value = os.environ.get(name, "").strip().lower()
+    if value in _TRUE_WORDS:
+        return True
+    if value in _FALSE_WORDS:
+        return False
+    raise ValueError(f"{name}: expected one of 1/true/yes/on or 0/false/no/off, got {os.environ[name]!r}")
+
+
+_finite_check = _env_flag(FINITE_CHECK_ENV)
+
+
+def finite_check_enabled() -> bool:
+    """Whether every call checks that the weights are finite (off by default)."""
+    return _finite_check
+
+
+def set_finite_check(enabled: bool) -> bool:
+    """Turns the weight-finiteness check on or off for every later call; returns the old setting.
+
+    On, each call of msca / aggregate / distribute / attention_maps raises
+    ``ValueError("<name>: contains NaN or Inf; weights must be finite")`` for a non-finite
+    phi/psi weight or bias, at the price of one host-device synchronisation per call.
+    The check is skipped while torch.compile traces and while a CUDA graph is captured.
+    """
+    global _finite_check
+    if not isinstance(enabled, bool):
+        raise TypeError(f"enabled: expected a bool, got {type(enabled).__name__}")
+    previous, _finite_check = _finite_check, enabled
+    return previous
+
+
+@contextmanager
+def finite_check(enabled: bool = True) -> Iterator[None]:
+    """Within the ``with`` block the finiteness check is ``enabled``; the old setting is restored after."""
+    previous = set_finite_check(enabled)
+    try:
+        yield
+    finally:
+        set_finite_check(previous)
 
 
 @dataclass(frozen=True)
@@ -104,15 +159,19 @@ def _check_agreement(named: dict[str, Tensor | None]) -> None:
 
 
 def _check_finite(named: dict[str, Tensor | None]) -> None:
-    # A device sync on GPU; skipped while torch.compile traces (it would break the graph).
+    # Opt-in: .item() is a device sync on GPU (and an error under CUDA-graph capture).
+    # Skipped while torch.compile traces (it would break the graph).
     # Fast test first, over all tensors at once (they share a dtype and device by now):
     # finite L2 norms (one fused op, the one clip_grad_norm_ uses) imply finite entries.
     # Between s4_256 forwards (0.2 ms each) per-tensor isfinite().all() took 100 us, this
     # takes 60. The exact per-tensor test runs only when the fast one fails, which huge
     # but finite weights can also cause (their squares overflow).
-    if torch.compiler.is_compiling():
+    if not _finite_check or torch.compiler.is_compiling():
         return
     present = {name: t.detach() for name, t in named.items() if t is not None}
+    first = next(iter(present.values()))
+    if first.is_cuda and torch.cuda.is_current_stream_capturing():
+        return
     norms = torch._foreach_norm(list(present.values()), 2.0)
     if math.isfinite(torch.stack(norms).sum().item()):
         return

@@ -11,6 +11,7 @@ from helpers import backend_params, call, loop_msca, make_inputs
 from msca_fast import reference as R
 from msca_fast.backends import Backend, register_backend, registered_backends
 from msca_fast.ops import aggregate, attention_maps, distribute, msca
+from msca_fast.validation import finite_check
 
 
 def _msca(inp, backend="auto", **overrides):
@@ -178,7 +179,7 @@ NON_FINITE = [(name, value) for name in ("phi_weight", "phi_bias", "psi_weight",
 def test_msca_rejects_non_finite_weights(inputs, name, value):
     bad = inputs[name].clone()
     bad.view(-1)[-1] = value
-    with pytest.raises(ValueError, match=rf"{name}: contains NaN or Inf"):
+    with finite_check(), pytest.raises(ValueError, match=rf"{name}: contains NaN or Inf"):
         _msca(inputs, **{name: bad})
 
 
@@ -233,7 +234,7 @@ def test_aggregate_rejects_bad_arguments(inputs):
         aggregate(fx2, fc2[:1], phi, phi_b)
     with pytest.raises(ValueError, match="phi_weight: expected shape"):
         aggregate(fx2, fc2, phi[:, :-1], phi_b)
-    with pytest.raises(ValueError, match="phi_bias: contains NaN"):
+    with finite_check(), pytest.raises(ValueError, match="phi_bias: contains NaN"):
         aggregate(fx2, fc2, phi, phi_b * float("nan"))
     with pytest.raises(TypeError, match="phi_weight: expected dtype"):
         aggregate(fx2, fc2, phi.float(), phi_b)
@@ -256,7 +257,7 @@ def test_distribute_rejects_bad_arguments(inputs):
         distribute(v, fc1, psi, psi_b, gate[0])
     with pytest.raises(TypeError, match=r"gate: expected dtype torch.float64"):
         distribute(v, fc1, psi, psi_b, gate.float())
-    with pytest.raises(ValueError, match=r"psi_weight: contains NaN or Inf"):
+    with finite_check(), pytest.raises(ValueError, match=r"psi_weight: contains NaN or Inf"):
         distribute(v, fc1, psi * float("inf"), psi_b, gate)
     with pytest.raises(ValueError, match=r"fc1: expected at least one pixel"):
         distribute(v, fc1[:, :, :, :0], psi, psi_b, gate)
