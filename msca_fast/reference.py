@@ -11,6 +11,8 @@ Precision: float64 and float32 compute in their own dtype. float16 and bfloat16 
 matrix products in their own dtype (as a network under autocast would) and the softmaxes
 in float32; the probabilities are cast back before the aggregation products.
 
+An empty batch (B = 0) gives an empty (0,N,H1,W1) output and zero weight gradients.
+
 Inputs may be contiguous or channels_last; the output is contiguous unless ``fc1`` is
 channels_last, in which case it is channels_last too.
 """
@@ -64,7 +66,8 @@ def spatial_attention(fx2: Tensor, fc2: Tensor, phi_weight: Tensor, phi_bias: Te
         # A per-row constant: it cancels in the softmax, kept so Conv2d weights drop in.
         logits = logits + phi_bias[:, None]
     alpha = _softmax(logits, dim=-1)
-    return alpha.reshape(batch, -1, height, width)
+    # Explicit sizes, not -1: with an empty batch (B = 0) -1 would be ambiguous.
+    return alpha.reshape(batch, logits.shape[1], height, width)
 
 
 def spatial_aggregation(fx2: Tensor, alpha: Tensor) -> Tensor:
@@ -97,7 +100,7 @@ def channel_attention(fc1: Tensor, psi_weight: Tensor, psi_bias: Tensor | None) 
     if psi_bias is not None:
         logits = logits + psi_bias[:, None]
     beta = _softmax(logits, dim=1)
-    return beta.reshape(batch, -1, height, width)
+    return beta.reshape(batch, logits.shape[1], height, width)
 
 
 def channel_aggregation(v_masked: Tensor, beta: Tensor) -> Tensor:
@@ -107,7 +110,7 @@ def channel_aggregation(v_masked: Tensor, beta: Tensor) -> Tensor:
     """
     batch, _, height, width = beta.shape
     out = torch.matmul(v_masked, beta.flatten(2))  # (B, N, P1)
-    return out.reshape(batch, -1, height, width)
+    return out.reshape(batch, v_masked.shape[1], height, width)
 
 
 def aggregate_reference(fx2: Tensor, fc2: Tensor, phi_weight: Tensor, phi_bias: Tensor | None) -> Tensor:
