@@ -251,6 +251,53 @@ def test_module_under_torch_compile_fullgraph(interpreter):
     assert all(p.grad is not None for p in module.parameters())
 
 
+# --- devices -------------------------------------------------------------------------------------
+
+
+def test_device_guard_makes_the_tensors_cuda_device_current(monkeypatch):
+    """Triton launches on torch's current CUDA device: the guard must switch to the tensors'."""
+    entered = []
+
+    @contextmanager
+    def recording_cuda_device(device):
+        entered.append(torch.device(device))
+        yield
+
+    monkeypatch.setattr(torch.cuda, "device", recording_cuda_device)
+    with triton_backend._device_guard(torch.device("cuda", 1)):
+        assert entered == [torch.device("cuda", 1)]
+    with triton_backend._device_guard(torch.device("cpu")):
+        pass
+    assert entered == [torch.device("cuda", 1)]
+
+
+def test_every_launch_happens_under_the_inputs_device(interpreter, monkeypatch):
+    """Without a GPU this checks the plumbing only: each kernel launch of the forward and the
+    backward is inside _device_guard(the inputs' device). That Triton then launches on that
+    device is test_gpu_tensors_on_another_device's to check."""
+    active, launches = [], []
+    real_launch = triton_backend._launch
+
+    @contextmanager
+    def recording_guard(device):
+        active.append(device)
+        try:
+            yield
+        finally:
+            active.pop()
+
+    def recording_launch(kernel, grid, **args):
+        launches.append((kernel, list(active)))
+        real_launch(kernel, grid, **args)
+
+    monkeypatch.setattr(triton_backend, "_device_guard", recording_guard)
+    monkeypatch.setattr(triton_backend, "_launch", recording_launch)
+    inp = inputs_for(SHAPES["tiny"])
+    forward_and_grads(triton_msca, inp, torch.randn(2, 3, 2, 3))
+    assert sorted({kernel for kernel, _ in launches}) == sorted(KERNEL_NAMES)
+    assert all(devices == [torch.device("cpu")] for _, devices in launches), launches
+
+
 # --- dispatch ------------------------------------------------------------------------------------
 
 
@@ -410,6 +457,15 @@ def test_gpu_large_image_and_channels_last():
     inp = inputs_for((2, 150, 70, 40, 16, 61, 67, 53, 59), device="cuda")
     cl = {n: inp[n].contiguous(memory_format=torch.channels_last) for n in ("fx2", "fc2", "fc1")}
     assert_matches_reference({**inp, **cl}, 1e-5, 1e-5)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not HAS_GPU or torch.cuda.device_count() < 2, reason="needs two CUDA devices")
+def test_gpu_tensors_on_another_device():
+    """Tensors on cuda:1 while cuda:0 is current: the kernels must run on cuda:1."""
+    assert torch.cuda.current_device() == 0
+    assert_matches_reference(inputs_for(SHAPES["chunks"], device="cuda:1"), 1e-5, 1e-5)
+    assert torch.cuda.current_device() == 0
 
 
 @pytest.mark.gpu

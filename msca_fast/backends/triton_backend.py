@@ -20,6 +20,7 @@ layout of its input (channels_last or contiguous).
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 from types import ModuleType
 from typing import Optional
@@ -128,6 +129,17 @@ def _split_length(pixels: int, batch: int, block: int, device: torch.device) -> 
     return block * _cdiv(tiles, splits)
 
 
+def _device_guard(device: torch.device):
+    """Makes ``device`` current while the kernels launch: Triton takes the device and the
+    stream from torch's current CUDA device, not from the tensors."""
+    return torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext()
+
+
+def _launch(kernel: str, grid, **args) -> None:
+    """Launches kernels.KERNELS[kernel] on ``grid`` (a tuple, or a function of the config)."""
+    kernels.KERNELS[kernel][grid](**args)
+
+
 def _kernels() -> ModuleType:
     if import_error is not None:
         raise RuntimeError(f"the triton backend is unavailable: {import_error}")
@@ -148,6 +160,11 @@ def _filled(t: Tensor | None, shape, value: float, like: Tensor) -> Tensor:
 
 def _forward(fx2, fc2, fc1, phi, psi, psi_bias, gate) -> tuple[Tensor, Tensor, Tensor]:
     """out (B,N,H1,W1), V (B,N,K) float32, lse (B,K) float32. Shapes as in the module doc."""
+    with _device_guard(fx2.device):
+        return _forward_on_device(fx2, fc2, fc1, phi, psi, psi_bias, gate)
+
+
+def _forward_on_device(fx2, fc2, fc1, phi, psi, psi_bias, gate) -> tuple[Tensor, Tensor, Tensor]:
     kernels = _kernels()
     batch, n, m2, m1, k = fx2.shape[0], fx2.shape[1], fc2.shape[1], fc1.shape[1], phi.shape[0]
     bk = _padded_k(k)
@@ -165,7 +182,9 @@ def _forward(fx2, fc2, fc1, phi, psi, psi_bias, gate) -> tuple[Tensor, Tensor, T
     part_m = torch.empty(batch, splits, bk, **f32)
     part_l = torch.empty(batch, splits, bk, **f32)
     part_acc = torch.empty(batch, splits, n, bk, **f32)
-    kernels.msca_fwd_kernel_aggregate[lambda meta: (_cdiv(n, meta["BLOCK_N"]), splits, batch)](
+    _launch(
+        "aggregate",
+        lambda meta: (_cdiv(n, meta["BLOCK_N"]), splits, batch),
         fx2=x,
         fc2=c2,
         phi=phi,
@@ -186,7 +205,9 @@ def _forward(fx2, fc2, fc1, phi, psi, psi_bias, gate) -> tuple[Tensor, Tensor, T
 
     v = torch.empty(batch, n, k, **f32)
     lse = torch.empty(batch, k, **f32)
-    kernels.msca_fwd_kernel_combine[lambda meta: (_cdiv(n, meta["BLOCK_N"]), batch)](
+    _launch(
+        "combine",
+        lambda meta: (_cdiv(n, meta["BLOCK_N"]), batch),
         part_m=part_m,
         part_l=part_l,
         part_acc=part_acc,
@@ -201,7 +222,9 @@ def _forward(fx2, fc2, fc1, phi, psi, psi_bias, gate) -> tuple[Tensor, Tensor, T
     out = _new_map(fc1, (batch, n, fc1.shape[2], fc1.shape[3]), fx2.dtype)
     o = _pixels(out)
     block = kernels.block_p("distribute")
-    kernels.msca_fwd_kernel_distribute[(_cdiv(p1, block), batch)](
+    _launch(
+        "distribute",
+        (_cdiv(p1, block), batch),
         fc1=c1,
         psi=psi,
         psi_bias=bias,
@@ -227,6 +250,11 @@ def _backward(grad_out, fx2, fc2, fc1, phi, psi, psi_bias, gate, v, lse) -> tupl
     Returns dfx2, dfc2, dfc1, dphi (K,N+M2), dpsi (K,M1), dpsi_bias (K,) and dgate (B,K);
     the last two are empty (0,) tensors when the argument is None.
     """
+    with _device_guard(fx2.device):
+        return _backward_on_device(grad_out, fx2, fc2, fc1, phi, psi, psi_bias, gate, v, lse)
+
+
+def _backward_on_device(grad_out, fx2, fc2, fc1, phi, psi, psi_bias, gate, v, lse) -> tuple[Tensor, ...]:
     kernels = _kernels()
     batch, n, m2, m1, k = fx2.shape[0], fx2.shape[1], fc2.shape[1], fc1.shape[1], phi.shape[0]
     bk = _padded_k(k)
@@ -245,7 +273,9 @@ def _backward(grad_out, fx2, fc2, fc1, phi, psi, psi_bias, gate, v, lse) -> tupl
     part_dvt = torch.empty(batch, tiles, n, bk, **f32)
     part_dpsi = torch.empty(batch, tiles, bk, m1, **f32)
     part_dbias = torch.empty(batch, tiles, bk, **f32)
-    kernels.msca_bwd_kernel_sweep_a[(tiles, batch)](
+    _launch(
+        "sweep_a",
+        (tiles, batch),
         grad_out=go,
         fc1=c1,
         psi=psi_c,
@@ -280,7 +310,9 @@ def _backward(grad_out, fx2, fc2, fc1, phi, psi, psi_bias, gate, v, lse) -> tupl
     block = kernels.block_p("sweep_b")
     tiles = _cdiv(p2, block)
     part_dphi = torch.empty(batch, tiles, n + m2, bk, **f32)
-    kernels.msca_bwd_kernel_sweep_b[(tiles, batch)](
+    _launch(
+        "sweep_b",
+        (tiles, batch),
         fx2=x,
         fc2=c2,
         phi=phi_c,
