@@ -2,11 +2,13 @@
 
 After ``pytest benchmarks/ --benchmark-only`` the report table (benchmarks/report.py) is
 printed below pytest-benchmark's own tables and saved as benchmarks/results/latest.md
-and latest.json.
+and latest.json ($MSCA_BENCH_RESULTS_DIR, when set, replaces benchmarks/results: the GPU
+check uses it so that its short run does not overwrite the full run's results).
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -14,7 +16,7 @@ import pytest
 from benchmarks import contention, report
 from benchmarks.machine import Machine, measure_machine
 
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
+RESULTS_DIR = Path(os.environ.get("MSCA_BENCH_RESULTS_DIR") or Path(__file__).resolve().parent / "results")
 _SUITE_START = contention.snapshot()  # taken when pytest loads this conftest: about the session start
 
 
