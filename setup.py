@@ -4,10 +4,12 @@
     pip install --no-build-isolation -e .      # editable install against your torch
 
 The C++ sources in csrc/ always build. CUDA sources (csrc/*.cu) build when nvcc and a CUDA
-build of torch are present. Environment switches:
+build of torch are present. The CUDA kernels also always build as host C++ over an emulation
+of the CUDA execution model (csrc/emulation/), as msca_fast._C_cuda_emulated: the
+"cuda_emulated" backend that tests them on the CPU. Environment switches:
     MSCA_FAST_SKIP_CUDA=1   never build the CUDA kernels
     FORCE_CUDA=1            build them or fail (no auto-detection)
-    TORCH_CUDA_ARCH_LIST    target architectures (default "8.0;9.0")
+    TORCH_CUDA_ARCH_LIST    target architectures (default "8.0;9.0+PTX": PTX lets newer GPUs JIT it)
     MAX_JOBS                parallel compile jobs (default 2)
 """
 
@@ -44,13 +46,24 @@ def _build_cuda(cuda_sources: list[str]) -> bool:
     return bool(cuda_sources) and CUDA_HOME is not None and torch.version.cuda is not None
 
 
+def emulated_cuda_extension(cxx_flags: list[str]) -> CppExtension:
+    """The kernels of csrc/msca_cuda.cu compiled for the CPU over the CUDA emulation."""
+    return CppExtension(
+        "msca_fast._C_cuda_emulated",
+        [os.path.join("csrc", "emulation", "msca_cuda_emulated.cpp")],
+        include_dirs=[os.path.join(HERE, "csrc"), os.path.join(HERE, "csrc", "emulation")],
+        extra_compile_args={"cxx": cxx_flags},
+        extra_link_args=["-fopenmp"],
+    )
+
+
 def extensions():
     cpp_sources = sorted(glob.glob(os.path.join("csrc", "*.cpp")))
     cuda_sources = sorted(glob.glob(os.path.join("csrc", "*.cu")))
     cxx_flags = ["-O3", "-fopenmp", "-Wno-psabi"]  # the C++ standard is the one torch asks for
     if _build_cuda(cuda_sources):
-        os.environ.setdefault("TORCH_CUDA_ARCH_LIST", "8.0;9.0")
-        return [
+        os.environ.setdefault("TORCH_CUDA_ARCH_LIST", "8.0;9.0+PTX")
+        return [emulated_cuda_extension(cxx_flags),
             CUDAExtension(
                 "msca_fast._C",
                 cpp_sources + cuda_sources,
@@ -61,6 +74,7 @@ def extensions():
             )
         ]
     return [
+        emulated_cuda_extension(cxx_flags),
         CppExtension(
             "msca_fast._C",
             cpp_sources,

@@ -76,9 +76,10 @@ inline std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at
 finish_grads(at::ScalarType dtype, const at::Tensor& dfx2, const at::Tensor& dfc2, const at::Tensor& dfc1,
              const at::Tensor& dphi, const at::Tensor& dpsi, const at::Tensor& dbias, const at::Tensor& dgate,
              bool has_bias, bool has_gate) {
-  auto empty = dfx2.new_empty({0}, dfx2.options().dtype(dtype));
+  // Two distinct empty tensors: outputs of an op must not alias each other.
+  auto empty = [&] { return dfx2.new_empty({0}, dfx2.options().dtype(dtype)); };
   return {dfx2.to(dtype), dfc2.to(dtype), dfc1.to(dtype), dphi.to(dtype), dpsi.to(dtype),
-          has_bias ? dbias.to(dtype) : empty, has_gate ? dgate.to(dtype) : empty};
+          has_bias ? dbias.to(dtype) : empty(), has_gate ? dgate.to(dtype) : empty()};
 }
 
 }  // namespace msca_fast

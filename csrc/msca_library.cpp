@@ -7,6 +7,10 @@
 #include <Python.h>
 #include <torch/library.h>
 
+#include <vector>
+
+#include "msca_cuda_limits.h"
+
 extern "C" {
 // `import msca_fast._C` only has to load this shared library so that the
 // TORCH_LIBRARY blocks below run; the module itself is empty.
@@ -27,7 +31,21 @@ bool built_with_cuda() {
 #endif
 }
 
+// Dynamic shared memory a block of each CUDA kernel needs, in bytes:
+// [forward (aggregate), backward target sweep, backward exemplar sweep].
+std::vector<int64_t> cuda_shared_bytes(int64_t N, int64_t M2, int64_t M1, int64_t K, int64_t element_size) {
+  using namespace cuda_limits;
+  const int KP = padded_regions(K);
+  return {element_size * aggregate_shared(KP, N), element_size * sweep_a_shared(KP, N, M1),
+          element_size * sweep_b_shared(KP, N + M2)};
+}
+
+int64_t cuda_max_regions() { return cuda_limits::kMaxRegions; }
+
 TORCH_LIBRARY(msca_fast, m) {
+  // Limits of the CUDA kernels (csrc/msca_cuda_limits.h), for every build.
+  m.def("cuda_shared_bytes(int N, int M2, int M1, int K, int element_size) -> int[]", &cuda_shared_bytes);
+  m.def("cuda_max_regions() -> int", &cuda_max_regions);
   // Whether this build compiled the CUDA kernels (they can only run where a GPU is).
   m.def("built_with_cuda() -> bool", &built_with_cuda);
   // Fused forward: out (B,N,H1,W1), V (B,N,K) fp32, lse (B,K) fp32 of the spatial softmax.

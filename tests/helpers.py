@@ -7,6 +7,9 @@ import math
 import pytest
 import torch
 
+from msca_fast.ops import msca
+from msca_fast.reference import msca_reference
+
 ARG_NAMES = ("fx2", "fc2", "fc1", "phi_weight", "phi_bias", "psi_weight", "psi_bias", "gate")
 
 # Relative RMS error ||a - b|| / ||b|| allowed against the float32 result.
@@ -130,3 +133,40 @@ def backend_params(inp):
         marks = [pytest.mark.skip(reason=f"{backend.name}: {reason}")] if reason is not None else []
         params.append(pytest.param(backend.name, marks=marks, id=backend.name))
     return params
+
+
+GRAD_NAMES = ARG_NAMES
+
+
+def forward_and_grads(inp, backend, grad_out):
+    """The backend's output and the gradients of every argument for upstream gradient grad_out."""
+    leaves = {name: t.detach().clone().requires_grad_() for name, t in inp.items()}
+    out = call(lambda *a: msca(*a, backend=backend), leaves)
+    out.backward(grad_out)
+    return out.detach(), {name: leaves[name].grad for name in GRAD_NAMES}
+
+
+def relative_error(actual, expected):
+    """||actual - expected|| / max(||expected||, 1): relative, but defined where the exact
+    gradient is zero (e.g. fc2's through a 1-pixel exemplar, whose softmax is constant)."""
+    a, e = actual.detach().double(), expected.detach().double()
+    return float((a - e).norm() / max(float(e.norm()), 1.0))
+
+
+def compare_to_reference(inp, backend, forward_tol, grad_tol):
+    """The backend on ``inp`` against the reference on the same values in float64: the
+    exact result up to float64 rounding, where an fp32 reference would carry an error of
+    its own as large as the tolerance (2e-6 on 25k-pixel sums)."""
+    exact = {name: t.double() if t is not None else None for name, t in inp.items()}
+    grad_out = torch.randn_like(call(msca_reference, exact))
+    out, grads = forward_and_grads(inp, backend, grad_out.to(inp["fx2"].dtype))
+    ref_out, ref_grads = forward_and_grads(exact, "reference", grad_out)
+    assert out.dtype == inp["fx2"].dtype and out.shape == ref_out.shape
+    assert rel_rms(out, ref_out) < forward_tol
+    for name in GRAD_NAMES:
+        assert grads[name] is not None, f"{name} got no gradient"
+        assert grads[name].shape == inp[name].shape
+        if name == "phi_bias":  # cancels in the softmax: exactly zero
+            assert torch.count_nonzero(grads[name]) == 0
+            continue
+        assert relative_error(grads[name], ref_grads[name]) < grad_tol, name

@@ -1,8 +1,11 @@
-"""The C++/CUDA extension backends "cpu" and "cuda": fake kernels, autograd, registration.
+"""The C++/CUDA extension backends "cpu", "cuda" and "cuda_emulated": fake kernels,
+autograd, registration.
 
-The ops msca_fast::msca_forward / msca_backward are defined and implemented in csrc/;
-this file adds what torch.compile and autograd need (register_fake, register_autograd)
-in the pytorch/extension-cpp manner, then registers the backends.
+The ops msca_fast::msca_forward / msca_backward are defined and implemented in csrc/
+(CPU and CUDA kernels); msca_fast_emulated:: holds the same ops with the CUDA kernels run
+on CPU tensors through csrc/emulation/. This file adds what torch.compile and autograd
+need (register_fake, register_autograd) in the pytorch/extension-cpp manner, then
+registers the backends.
 """
 
 from __future__ import annotations
@@ -21,8 +24,11 @@ def _saved_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float64 if dtype == torch.float64 else torch.float32
 
 
-def _register_op_support() -> None:
-    @torch.library.register_fake("msca_fast::msca_forward")
+def _register_op_support(namespace: str) -> None:
+    """register_fake and register_autograd for ``namespace``::msca_forward / msca_backward."""
+    ops = getattr(torch.ops, namespace)
+
+    @torch.library.register_fake(f"{namespace}::msca_forward")
     def _(fx2, fc2, fc1, phi, psi, psi_bias, gate):
         batch, channels = fx2.shape[:2]
         saved = _saved_dtype(fx2.dtype)
@@ -31,16 +37,17 @@ def _register_op_support() -> None:
             (batch, phi.shape[0]), dtype=saved
         )
 
-    @torch.library.register_fake("msca_fast::msca_backward")
+    @torch.library.register_fake(f"{namespace}::msca_backward")
     def _(grad_out, fx2, fc2, fc1, phi, psi, psi_bias, gate, v, lse):
-        bias_grad = torch.empty_like(psi_bias) if psi_bias is not None else fx2.new_empty((0,))
-        gate_grad = torch.empty_like(gate) if gate is not None else fx2.new_empty((0,))
+        # Every gradient contiguous, as the kernels return them, whatever the inputs' strides.
+        bias_grad = psi_bias.new_empty(psi_bias.shape) if psi_bias is not None else fx2.new_empty((0,))
+        gate_grad = gate.new_empty(gate.shape) if gate is not None else fx2.new_empty((0,))
         return (
             torch.empty_like(fx2, memory_format=torch.contiguous_format),
             torch.empty_like(fc2, memory_format=torch.contiguous_format),
             torch.empty_like(fc1, memory_format=torch.contiguous_format),
-            torch.empty_like(phi),
-            torch.empty_like(psi),
+            phi.new_empty(phi.shape),
+            psi.new_empty(psi.shape),
             bias_grad,
             gate_grad,
         )
@@ -53,7 +60,7 @@ def _register_op_support() -> None:
 
     def backward(ctx, grad_out, grad_v, grad_lse):
         fx2, fc2, fc1, phi, psi, psi_bias, gate, v, lse = ctx.saved_tensors
-        grads = torch.ops.msca_fast.msca_backward(
+        grads = ops.msca_backward(
             grad_out.contiguous(), fx2, fc2, fc1, phi, psi, psi_bias, gate, v, lse
         )
         dfx2, dfc2, dfc1, dphi, dpsi, dbias, dgate = grads
@@ -67,7 +74,7 @@ def _register_op_support() -> None:
             dgate if gate is not None else None,
         )
 
-    torch.library.register_autograd("msca_fast::msca_forward", backward, setup_context=setup_context)
+    torch.library.register_autograd(f"{namespace}::msca_forward", backward, setup_context=setup_context)
 
 
 class _ZeroGradForPhiBias(torch.autograd.Function):
@@ -85,8 +92,15 @@ class _ZeroGradForPhiBias(torch.autograd.Function):
         return grad, grad.new_zeros(ctx.bias_shape)
 
 
-def _fused_msca(fx2, fc2, fc1, phi, phi_bias, psi, psi_bias, gate):
-    """fx2 (B,N,H2,W2), fc2 (B,M2,H2,W2), fc1 (B,M1,H1,W1), phi (K,N+M2), psi (K,M1) -> (B,N,H1,W1)."""
+def _fused_msca(namespace: str):
+    def fused_msca(fx2, fc2, fc1, phi, phi_bias, psi, psi_bias, gate):
+        """fx2 (B,N,H2,W2), fc2 (B,M2,H2,W2), fc1 (B,M1,H1,W1), phi (K,N+M2), psi (K,M1) -> (B,N,H1,W1)."""
+        return _run_fused(getattr(torch.ops, namespace).msca_forward, fx2, fc2, fc1, phi, phi_bias, psi, psi_bias, gate)
+
+    return fused_msca
+
+
+def _run_fused(forward_op, fx2, fc2, fc1, phi, phi_bias, psi, psi_bias, gate):
     device_type = fx2.device.type
     if torch.is_autocast_enabled(device_type):
         # Run in the autocast dtype, as the reference's matmuls would; the op itself is
@@ -96,8 +110,8 @@ def _fused_msca(fx2, fc2, fc1, phi, phi_bias, psi, psi_bias, gate):
         psi_bias = psi_bias.to(dtype) if psi_bias is not None else None
         gate = gate.to(dtype) if gate is not None else None
         with torch.autocast(device_type, enabled=False):
-            return _fused_msca(fx2, fc2, fc1, phi, phi_bias, psi, psi_bias, gate)
-    out, _, _ = torch.ops.msca_fast.msca_forward(fx2, fc2, fc1, phi, psi, psi_bias, gate)
+            return _run_fused(forward_op, fx2, fc2, fc1, phi, phi_bias, psi, psi_bias, gate)
+    out, _, _ = forward_op(fx2, fc2, fc1, phi, psi, psi_bias, gate)
     if is_channels_last(fc1):
         out = out.contiguous(memory_format=torch.channels_last)
     if phi_bias is not None and phi_bias.requires_grad and torch.is_grad_enabled():
@@ -109,68 +123,88 @@ def _not_fused(*args, **kwargs):
     raise RuntimeError("the extension backends implement the fused op only")
 
 
-# Limits of csrc/msca_cuda.cu: K logits per thread in registers, and a block's shared
-# memory within 48 KiB: the forward's K x 256 attention tile + N x K accumulator + 3K
-# values, the backward's two K x 256 tiles (sweep A), in the accumulation dtype.
-_CUDA_MAX_K = 32
-_CUDA_BLOCK = 256
-_CUDA_SHARED_BYTES = 48 * 1024
-
-
 def cuda_shared_bytes(problem: Problem) -> dict[str, int]:
-    """Shared memory per block of the CUDA kernels: {"forward": ..., "backward": ...}."""
-    k, n = problem.num_regions, problem.image_channels
+    """Dynamic shared memory a block of each CUDA kernel needs for ``problem``, in bytes:
+    {"forward": ..., "backward": ...} (the larger of the backward's two sweeps), as
+    csrc/msca_cuda_limits.h computes it."""
     element = 8 if problem.dtype == torch.float64 else 4
-    return {"forward": element * (k * _CUDA_BLOCK + n * k + 3 * k), "backward": element * 2 * k * _CUDA_BLOCK}
+    forward, sweep_a, sweep_b = torch.ops.msca_fast.cuda_shared_bytes(
+        problem.image_channels,
+        problem.exemplar_label_channels,
+        problem.target_label_channels,
+        problem.num_regions,
+        element,
+    )
+    return {"forward": forward, "backward": max(sweep_a, sweep_b)}
 
 
-def _cuda_limits(problem: Problem) -> str | None:
-    if not _extension.built_with_cuda():
-        return "this build of msca_fast._C has no CUDA kernels (nvcc or a CUDA torch was missing at build time)"
-    k, n = problem.num_regions, problem.image_channels
-    if k > _CUDA_MAX_K:
-        return f"K = {k} exceeds the CUDA kernel's limit of {_CUDA_MAX_K}"
+def _shared_memory_optin(device_type: str, device: torch.device) -> int:
+    if device_type == "cuda_emulated":
+        return int(torch.ops.msca_fast_emulated.shared_memory_per_block_optin())
+    return torch.cuda.get_device_properties(device).shared_memory_per_block_optin
+
+
+def _cuda_limits(problem: Problem, device_type: str) -> str | None:
+    """Why the CUDA kernels (on a GPU or emulated) cannot hold ``problem``, or None."""
+    k = problem.num_regions
+    max_regions = torch.ops.msca_fast.cuda_max_regions()
+    if k > max_regions:
+        return f"K = {k} exceeds the CUDA kernels' limit of {max_regions}"
     shared = cuda_shared_bytes(problem)
-    if shared["forward"] > _CUDA_SHARED_BYTES:
-        return (
-            f"N*K = {n}*{k} needs {shared['forward']} bytes of shared memory in the forward, "
-            f"over the kernel's {_CUDA_SHARED_BYTES}"
-        )
-    if problem.requires_grad and shared["backward"] > _CUDA_SHARED_BYTES:
-        return (
-            f"K = {k} in {problem.dtype} needs {shared['backward']} bytes of shared memory in the backward, "
-            f"over the kernel's {_CUDA_SHARED_BYTES}"
-        )
+    optin = _shared_memory_optin(device_type, problem.device)
+    for stage in ("forward", "backward") if problem.requires_grad else ("forward",):
+        if shared[stage] > optin:
+            return (
+                f"N={problem.image_channels}, M={problem.exemplar_label_channels}/{problem.target_label_channels}, "
+                f"K={k} in {problem.dtype} need {shared[stage]} bytes of shared memory a block in the {stage}, "
+                f"over the device's {optin}"
+            )
     return None
 
 
-def _why_not(device_type: str):
+def _why_not(backend: str):
+    """why_not of backend "cpu", "cuda" or "cuda_emulated"."""
+    tensor_device = "cpu" if backend == "cuda_emulated" else backend
+
     def why_not(problem: Problem) -> str | None:
         if not _extension.extension_loaded():
             return f"the extension msca_fast._C is not built: {_extension.load_error}"
+        if backend == "cuda_emulated" and not _extension.emulation_loaded():
+            return f"the emulated CUDA kernels are not built: {_extension.emulation_load_error}"
+        if backend == "cuda" and not _extension.built_with_cuda():
+            return "this build of msca_fast._C has no CUDA kernels (nvcc or a CUDA torch was missing at build time)"
         if problem.stage != "msca":
             return "implements the fused op only (aggregate/distribute use another backend)"
-        if problem.device.type != device_type:
-            return f"runs on {device_type} tensors, got {problem.device.type}"
-        if device_type == "cuda":
-            return _cuda_limits(problem)
+        if problem.device.type != tensor_device:
+            return f"runs on {tensor_device} tensors, got {problem.device.type}"
+        if backend != "cpu":
+            return _cuda_limits(problem, backend)
         return None
 
     return why_not
 
 
 if _extension.extension_loaded():
-    _register_op_support()
+    _register_op_support("msca_fast")
+if _extension.emulation_loaded():
+    _register_op_support("msca_fast_emulated")
 
-for _device in ("cpu", "cuda"):
+_DESCRIPTIONS = {
+    "cpu": "C++ extension, fused forward and two-sweep backward (CPU kernels)",
+    "cuda": "C++ extension, fused forward and two-sweep backward (CUDA kernels)",
+    "cuda_emulated": "the CUDA kernels on CPU tensors through an emulation of the CUDA execution model (tests only)",
+}
+
+for _name, _namespace in (("cpu", "msca_fast"), ("cuda", "msca_fast"), ("cuda_emulated", "msca_fast_emulated")):
     register_backend(
         Backend(
-            name=_device,
-            priority=10,
-            why_not=_why_not(_device),
-            msca=_fused_msca,
+            name=_name,
+            priority=10 if _name != "cuda_emulated" else -20,
+            why_not=_why_not(_name),
+            msca=_fused_msca(_namespace),
             aggregate=_not_fused,
             distribute=_not_fused,
-            description=f"C++ extension, fused forward and two-sweep backward ({_device} kernels)",
+            description=_DESCRIPTIONS[_name],
+            in_auto=_name != "cuda_emulated",
         )
     )

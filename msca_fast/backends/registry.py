@@ -24,7 +24,8 @@ class Backend:
     msca(fx2, fc2, fc1, phi (K,N+M2), phi_bias, psi (K,M1), psi_bias, gate) -> (B,N,H1,W1)
     aggregate(fx2, fc2, phi (K,N+M2), phi_bias) -> V (B,N,K)
     distribute(v, fc1, psi (K,M1), psi_bias, gate) -> (B,N,H1,W1)
-    Arguments arrive validated, weights as matrices.
+    Arguments arrive validated, weights as matrices. A backend with ``in_auto=False``
+    serves only when asked for by name (a test vehicle, such as the emulated CUDA kernels).
     """
 
     name: str
@@ -34,6 +35,7 @@ class Backend:
     aggregate: Callable[..., Tensor]
     distribute: Callable[..., Tensor]
     description: str = ""
+    in_auto: bool = True
 
 
 _BACKENDS: dict[str, Backend] = {}
@@ -75,7 +77,7 @@ def select_backend(name: str, problem: Problem) -> Backend:
         raise TypeError(f"backend: expected a string, got {type(name).__name__}")
     if name == "auto":
         for backend in registered_backends():
-            if backend.why_not(problem) is None:
+            if backend.in_auto and backend.why_not(problem) is None:
                 return backend
         raise ValueError(f"backend: no backend can serve ({_describe(problem)}):\n{_reason_lines(problem)}")
     if name not in _BACKENDS:

@@ -1,0 +1,66 @@
+// The CUDA kernels and their host code (csrc/msca_cuda_kernels.cuh, csrc/msca_cuda_driver.h)
+// compiled as host C++ over the execution-model emulation of cuda_emulation.h: the ops
+// msca_fast_emulated::msca_forward / msca_backward, on CPU tensors, with the schemas of
+// msca_fast::msca_forward / msca_backward. Built as the module msca_fast._C_cuda_emulated.
+
+#include <Python.h>
+#include <torch/library.h>
+
+#include <mutex>
+
+#include "cuda_emulation.h"
+
+namespace msca_fast {
+namespace gpu {
+
+using msca_emu::dim3;
+using msca_emu::launch;
+
+struct DeviceGuard {
+  explicit DeviceGuard(const c10::Device&) {}
+};
+
+inline const msca_emu::DeviceProperties& properties() { return msca_emu::device_properties(); }
+
+template <typename Kernel>
+void set_max_dynamic_shared(Kernel kernel, size_t bytes) {
+  static std::mutex mutex;
+  const std::lock_guard<std::mutex> lock(mutex);
+  msca_emu::set_max_dynamic_shared(reinterpret_cast<const void*>(kernel), bytes);
+}
+
+}  // namespace gpu
+}  // namespace msca_fast
+
+#include "msca_cuda_driver.h"
+
+extern "C" {
+PyObject* PyInit__C_cuda_emulated(void) {
+  static struct PyModuleDef module_def = {
+      PyModuleDef_HEAD_INIT, "_C_cuda_emulated", "msca_fast CUDA kernels run on the CPU by emulation", -1, nullptr};
+  return PyModule_Create(&module_def);
+}
+}
+
+namespace msca_fast {
+
+int64_t shared_memory_per_block_optin() { return msca_emu::device_properties().sharedMemPerBlockOptin; }
+
+TORCH_LIBRARY(msca_fast_emulated, m) {
+  // The emulated device's limit for one block's dynamic shared memory, in bytes.
+  m.def("shared_memory_per_block_optin() -> int", &shared_memory_per_block_optin);
+  m.def(
+      "msca_forward(Tensor fx2, Tensor fc2, Tensor fc1, Tensor phi, Tensor psi, "
+      "Tensor? psi_bias, Tensor? gate) -> (Tensor, Tensor, Tensor)");
+  m.def(
+      "msca_backward(Tensor grad_out, Tensor fx2, Tensor fc2, Tensor fc1, Tensor phi, "
+      "Tensor psi, Tensor? psi_bias, Tensor? gate, Tensor v, Tensor lse) -> "
+      "(Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor)");
+}
+
+TORCH_LIBRARY_IMPL(msca_fast_emulated, CPU, m) {
+  m.impl("msca_forward", &cuda_driver::msca_forward);
+  m.impl("msca_backward", &cuda_driver::msca_backward);
+}
+
+}  // namespace msca_fast

@@ -1,0 +1,183 @@
+// Host side of the CUDA kernels: weight padding to KP regions, grid sizing, partial
+// buffers and the final sums. Compiled by the GPU build (msca_cuda.cu) and by the CPU
+// emulation (emulation/msca_cuda_emulated.cpp), each of which first defines namespace
+// gpu: dim3, DeviceGuard, properties(), set_max_dynamic_shared(kernel, bytes) and
+// launch(kernel, grid, block, shared_bytes, args...).
+#pragma once
+
+#include <ATen/ATen.h>
+#include <ATen/Dispatch.h>
+#include <ATen/OpMathType.h>
+
+#include <limits>
+#include <type_traits>
+
+#include "msca_common.h"
+#include "msca_cuda_kernels.cuh"
+
+namespace msca_fast {
+namespace cuda_driver {
+
+using namespace cuda_kernels;
+
+// Blocks per SM the reduction grids aim at when the batch alone cannot fill the device.
+constexpr int64_t kBlocksPerSM = 2;
+
+inline int checked_padded_regions(int64_t K) {
+  TORCH_CHECK(K >= 1 && K <= kMaxRegions, "msca cuda: K = ", K, " outside the kernels' range 1..", kMaxRegions);
+  return padded_regions(K);
+}
+
+template <typename F>
+void dispatch_regions(int KP, F&& body) {
+  switch (KP) {
+    case 8: return body(std::integral_constant<int, 8>{});
+    case 16: return body(std::integral_constant<int, 16>{});
+    default: return body(std::integral_constant<int, 32>{});
+  }
+}
+
+// Pixels per block of a reduction sweep over `pixels` pixels of each of B batch elements:
+// whole tiles, as few as keep kBlocksPerSM blocks on every SM.
+inline int64_t chunk_pixels(int64_t pixels, int64_t B) {
+  const int64_t tiles = (pixels + kThreads - 1) / kThreads;
+  const int64_t wanted = (kBlocksPerSM * gpu::properties().multiProcessorCount + B - 1) / B;
+  const int64_t chunks = std::max<int64_t>(1, std::min(tiles, wanted));
+  return (tiles + chunks - 1) / chunks * kThreads;
+}
+
+inline int64_t chunks_of(int64_t pixels, int64_t chunk) { return (pixels + chunk - 1) / chunk; }
+
+// Raises a kernel's dynamic shared memory limit past the default 48 KiB when it needs it.
+template <typename Kernel>
+void reserve_shared(Kernel kernel, size_t bytes, const char* what) {
+  const size_t optin = gpu::properties().sharedMemPerBlockOptin;
+  TORCH_CHECK(bytes <= optin, "msca cuda: the ", what, " needs ", bytes,
+              " bytes of shared memory a block, more than this device's ", optin,
+              " (reduce N, M or K, or use another backend)");
+  if (bytes > gpu::properties().sharedMemPerBlock) gpu::set_max_dynamic_shared(kernel, bytes);
+}
+
+// (K, C) weights -> (C, KP) in the compute dtype, zero columns for the padded regions.
+inline at::Tensor padded_transpose(const at::Tensor& w, int KP, at::ScalarType dtype) {
+  auto out = at::zeros({w.size(1), KP}, w.options().dtype(dtype));
+  out.narrow(1, 0, w.size(0)).copy_(w.t());
+  return out;
+}
+
+// (..., K) -> (..., KP), padded with `fill`.
+inline at::Tensor pad_regions(const at::Tensor& t, int KP, double fill) {
+  auto sizes = t.sizes().vec();
+  sizes.back() = KP;
+  auto out = at::full(sizes, fill, t.options());
+  out.narrow(-1, 0, t.size(-1)).copy_(t);
+  return out;
+}
+
+inline std::tuple<at::Tensor, at::Tensor, at::Tensor> msca_forward(
+    const at::Tensor& fx2_in, const at::Tensor& fc2_in, const at::Tensor& fc1_in, const at::Tensor& phi,
+    const at::Tensor& psi, const std::optional<at::Tensor>& psi_bias, const std::optional<at::Tensor>& gate) {
+  const Dims d = check_inputs(fx2_in, fc2_in, fc1_in, phi, psi, psi_bias, gate);
+  const gpu::DeviceGuard guard(fx2_in.device());
+  const auto acc_dtype = compute_dtype(fx2_in.scalar_type());
+  const auto acc_opts = fx2_in.options().dtype(acc_dtype);
+  auto out = at::empty({d.B, d.N, d.H1, d.W1}, fx2_in.options());
+  if (d.B == 0) return {out, at::empty({0, d.N, d.K}, acc_opts), at::empty({0, d.K}, acc_opts)};
+  const int KP = checked_padded_regions(d.K);
+  auto fx2 = fx2_in.contiguous(), fc2 = fc2_in.contiguous(), fc1 = fc1_in.contiguous();
+  auto phi_t = padded_transpose(phi, KP, acc_dtype), psi_t = padded_transpose(psi, KP, acc_dtype);
+  // A padded channel gets logit -inf: beta = 0 there.
+  auto bias = pad_regions(bias_or_zeros(psi_bias, d.K, acc_opts), KP, -std::numeric_limits<double>::infinity());
+  auto g = pad_regions(gate_or_ones(gate, d.B, d.K, acc_opts), KP, 0.0);
+  const int64_t chunk = chunk_pixels(d.P2, d.B), chunks = chunks_of(d.P2, chunk);
+  auto part_m = at::empty({d.B, chunks, KP}, acc_opts), part_s = at::empty({d.B, chunks, KP}, acc_opts);
+  auto part_acc = at::empty({d.B, chunks, d.N, KP}, acc_opts);
+  auto weights = at::empty({d.B, KP, chunks}, acc_opts);
+  auto v = at::empty({d.B, d.N, KP}, acc_opts), lse = at::empty({d.B, KP}, acc_opts);
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, fx2.scalar_type(), "msca_forward_cuda", [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    dispatch_regions(KP, [&](auto regions) {
+      constexpr int R = decltype(regions)::value;
+      const auto aggregate = aggregate_kernel<R, scalar_t, acc_t>;
+      const size_t shared = sizeof(acc_t) * aggregate_shared(R, d.N);
+      reserve_shared(aggregate, shared, "forward");
+      gpu::launch(aggregate, gpu::dim3(chunks, d.B), gpu::dim3(kThreads), shared, d, chunk,
+                  fx2.data_ptr<scalar_t>(), fc2.data_ptr<scalar_t>(), phi_t.data_ptr<acc_t>(),
+                  part_m.data_ptr<acc_t>(), part_s.data_ptr<acc_t>(), part_acc.data_ptr<acc_t>());
+      gpu::launch(combine_kernel<acc_t>, gpu::dim3(d.B), gpu::dim3(kThreads), 0, d, R, static_cast<int>(chunks),
+                  part_m.data_ptr<acc_t>(), part_s.data_ptr<acc_t>(), part_acc.data_ptr<acc_t>(),
+                  weights.data_ptr<acc_t>(), v.data_ptr<acc_t>(), lse.data_ptr<acc_t>());
+      auto vt = (v * g.unsqueeze(1)).contiguous();
+      gpu::launch(distribute_kernel<R, scalar_t, acc_t>, gpu::dim3((d.P1 + kThreads - 1) / kThreads, d.B),
+                  gpu::dim3(kThreads), 0, d, fc1.data_ptr<scalar_t>(), psi_t.data_ptr<acc_t>(),
+                  bias.data_ptr<acc_t>(), vt.data_ptr<acc_t>(), out.data_ptr<scalar_t>());
+    });
+  });
+  return {out, v.narrow(2, 0, d.K).contiguous(), lse.narrow(1, 0, d.K).contiguous()};
+}
+
+inline std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> msca_backward(
+    const at::Tensor& grad_out, const at::Tensor& fx2_in, const at::Tensor& fc2_in, const at::Tensor& fc1_in,
+    const at::Tensor& phi, const at::Tensor& psi, const std::optional<at::Tensor>& psi_bias,
+    const std::optional<at::Tensor>& gate, const at::Tensor& v_in, const at::Tensor& lse_in) {
+  const Dims d = check_inputs(fx2_in, fc2_in, fc1_in, phi, psi, psi_bias, gate);
+  check_saved(grad_out, v_in, lse_in, d);
+  const gpu::DeviceGuard guard(fx2_in.device());
+  const auto dtype = fx2_in.scalar_type();
+  const auto acc_dtype = compute_dtype(dtype);
+  const auto acc_opts = fx2_in.options().dtype(acc_dtype);
+  auto fx2 = fx2_in.contiguous(), fc2 = fc2_in.contiguous(), fc1 = fc1_in.contiguous();
+  auto dfx2 = at::empty_like(fx2), dfc2 = at::empty_like(fc2), dfc1 = at::empty_like(fc1);
+  if (d.B == 0) {
+    auto zeros = [&](at::IntArrayRef sizes) { return at::zeros(sizes, acc_opts); };
+    return finish_grads(dtype, dfx2, dfc2, dfc1, zeros(phi.sizes()), zeros(psi.sizes()), zeros({d.K}),
+                        zeros({0, d.K}), psi_bias.has_value(), gate.has_value());
+  }
+  const int KP = checked_padded_regions(d.K);
+  auto dout = grad_out.to(dtype).contiguous();
+  auto phi_t = padded_transpose(phi, KP, acc_dtype), psi_t = padded_transpose(psi, KP, acc_dtype);
+  auto bias = pad_regions(bias_or_zeros(psi_bias, d.K, acc_opts), KP, -std::numeric_limits<double>::infinity());
+  auto g = gate_or_ones(gate, d.B, d.K, acc_opts);
+  auto v = v_in.to(acc_dtype), lse = pad_regions(lse_in.to(acc_dtype), KP, 0.0);
+  auto vt = pad_regions(v * g.unsqueeze(1), KP, 0.0);  // (B, N, KP)
+  const int64_t R = d.N + d.M1 + 1, C2 = d.N + d.M2;
+  const int64_t chunk_a = chunk_pixels(d.P1, d.B), chunks_a = chunks_of(d.P1, chunk_a);
+  const int64_t chunk_b = chunk_pixels(d.P2, d.B), chunks_b = chunks_of(d.P2, chunk_b);
+  auto part_a = at::empty({d.B, chunks_a, R, KP}, acc_opts);
+  auto part_b = at::empty({d.B, chunks_b, C2, KP}, acc_opts);
+  at::Tensor dgate, dbias, dpsi, dphi;
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dtype, "msca_backward_cuda", [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    dispatch_regions(KP, [&](auto regions) {
+      constexpr int RP = decltype(regions)::value;
+      const auto sweep_a = sweep_a_kernel<RP, scalar_t, acc_t>;
+      const size_t shared_a = sizeof(acc_t) * sweep_a_shared(RP, d.N, d.M1);
+      reserve_shared(sweep_a, shared_a, "backward (target sweep)");
+      gpu::launch(sweep_a, gpu::dim3(chunks_a, d.B), gpu::dim3(kThreads), shared_a, d, chunk_a,
+                  dout.data_ptr<scalar_t>(), fc1.data_ptr<scalar_t>(), psi_t.data_ptr<acc_t>(),
+                  bias.data_ptr<acc_t>(), vt.data_ptr<acc_t>(), dfc1.data_ptr<scalar_t>(), part_a.data_ptr<acc_t>());
+      // Between the sweeps (tiny, ATen): dV = dVt o g, dgate = sum_n dVt V, delta = sum_n dV V.
+      auto sums_a = part_a.sum(1).narrow(2, 0, d.K);  // (B, R, K)
+      auto dvt = sums_a.narrow(1, 0, d.N);
+      dpsi = sums_a.narrow(1, d.N, d.M1).sum(0).t().contiguous();
+      dbias = sums_a.select(1, d.N + d.M1).sum(0);
+      auto dv = dvt * g.unsqueeze(1);
+      dgate = (dvt * v).sum(1);
+      auto delta = pad_regions((dv * v).sum(1), KP, 0.0);
+      auto dv_padded = pad_regions(dv, KP, 0.0);
+      const auto sweep_b = sweep_b_kernel<RP, scalar_t, acc_t>;
+      const size_t shared_b = sizeof(acc_t) * sweep_b_shared(RP, C2);
+      reserve_shared(sweep_b, shared_b, "backward (exemplar sweep)");
+      gpu::launch(sweep_b, gpu::dim3(chunks_b, d.B), gpu::dim3(kThreads), shared_b, d, chunk_b,
+                  fx2.data_ptr<scalar_t>(), fc2.data_ptr<scalar_t>(), phi_t.data_ptr<acc_t>(), lse.data_ptr<acc_t>(),
+                  dv_padded.data_ptr<acc_t>(), delta.data_ptr<acc_t>(), dfx2.data_ptr<scalar_t>(),
+                  dfc2.data_ptr<scalar_t>(), part_b.data_ptr<acc_t>());
+      // Contiguous, as register_fake promises: compiled graphs trust the fake strides.
+      dphi = part_b.sum({0, 1}).narrow(1, 0, d.K).t().contiguous();
+    });
+  });
+  return finish_grads(dtype, dfx2, dfc2, dfc1, dphi, dpsi, dbias, dgate, psi_bias.has_value(), gate.has_value());
+}
+
+}  // namespace cuda_driver
+}  // namespace msca_fast

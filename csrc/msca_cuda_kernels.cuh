@@ -1,0 +1,342 @@
+// The CUDA kernels of the fused MSCA op. The GPU build (msca_cuda.cu) and the CPU emulation
+// of the CUDA execution model (emulation/msca_cuda_emulated.cpp) compile this very file.
+//
+// One thread per pixel. The number of regions is a template parameter KP (K padded to 8,
+// 16 or 32 by the driver: zero weight rows, -inf channel bias), so every per-thread array
+// has a compile-time size and every loop over it unrolls: the arrays live in registers.
+// Reductions over a block's pixels run in two stages: warp shuffles for per-region
+// statistics (tile max and sum, every thread busy), and a K x 256 shared tile whose rows
+// are padded by one word (rows start in different banks) for the sums over pixels of
+// products with the input rows, which a block accumulates in shared memory across all the
+// tiles it owns and writes once. Grids are sized from the SM count by the driver.
+// Accumulation is in acc_t (float, or double for double inputs).
+#pragma once
+
+#include <limits>
+
+#include "msca_common.h"
+#include "msca_cuda_limits.h"
+#include "msca_math.h"
+
+#ifdef __CUDACC__
+#define MSCA_UNROLL _Pragma("unroll")
+#else
+#define MSCA_UNROLL _Pragma("GCC unroll 32")
+#endif
+
+namespace msca_fast {
+namespace cuda_kernels {
+
+using math::exp_;
+using math::load;
+using math::max_;
+
+using namespace cuda_limits;
+
+constexpr unsigned kFullMask = 0xffffffffu;
+
+__device__ __forceinline__ int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+
+template <typename acc_t>
+__device__ __forceinline__ acc_t minus_infinity() {
+  return -std::numeric_limits<acc_t>::infinity();
+}
+
+// Every thread's v[KP] becomes the block's maximum (kMax) or sum of v, in every thread.
+// scratch: kWarps x KP in shared memory.
+template <bool kMax, int KP, typename acc_t>
+__device__ __forceinline__ void block_allreduce(acc_t (&v)[KP], acc_t* scratch) {
+  const int lane = threadIdx.x % kWarpSize, warp = threadIdx.x / kWarpSize;
+  MSCA_UNROLL
+  for (int k = 0; k < KP; ++k) {
+    MSCA_UNROLL
+    for (int offset = kWarpSize / 2; offset > 0; offset /= 2) {
+      const acc_t other = __shfl_xor_sync(kFullMask, v[k], offset);
+      v[k] = kMax ? max_(v[k], other) : v[k] + other;
+    }
+  }
+  if (lane == 0) {
+    MSCA_UNROLL
+    for (int k = 0; k < KP; ++k) scratch[warp * KP + k] = v[k];
+  }
+  __syncthreads();
+  MSCA_UNROLL
+  for (int k = 0; k < KP; ++k) {
+    acc_t r = scratch[k];
+    MSCA_UNROLL
+    for (int w = 1; w < kWarps; ++w) r = kMax ? max_(r, scratch[w * KP + k]) : r + scratch[w * KP + k];
+    v[k] = r;
+  }
+  __syncthreads();  // the scratch is reused by the next reduction
+}
+
+// y[k] += sum_c w_t[c][k] x[c]   (w_t: C x KP, the same for every thread: broadcast loads)
+template <int KP, typename in_t, typename acc_t>
+__device__ __forceinline__ void project_add(const acc_t* w_t, int C, const in_t* x, int64_t ldx, acc_t (&y)[KP]) {
+  for (int c = 0; c < C; ++c) {
+    const acc_t xc = load<acc_t>(x + c * ldx);
+    MSCA_UNROLL
+    for (int k = 0; k < KP; ++k) y[k] += w_t[c * KP + k] * xc;
+  }
+}
+
+// sum_k a[k] y[k] for one row of coefficients a (KP long).
+template <int KP, typename acc_t>
+__device__ __forceinline__ acc_t dot_row(const acc_t* a, const acc_t (&y)[KP]) {
+  acc_t sum = acc_t(0);
+  MSCA_UNROLL
+  for (int k = 0; k < KP; ++k) sum += a[k] * y[k];
+  return sum;
+}
+
+// beta = softmax over the KP channels of psi Fc1 + bias (padded channels: bias -inf, beta 0).
+template <int KP, typename in_t, typename acc_t>
+__device__ __forceinline__ void channel_attention(const acc_t* psi_t, const acc_t* bias, int M1, const in_t* fc1,
+                                                  int64_t P1, acc_t (&beta)[KP]) {
+  MSCA_UNROLL
+  for (int k = 0; k < KP; ++k) beta[k] = bias[k];
+  project_add<KP>(psi_t, M1, fc1, P1, beta);
+  acc_t top = beta[0];
+  MSCA_UNROLL
+  for (int k = 1; k < KP; ++k) top = max_(top, beta[k]);
+  acc_t sum = acc_t(0);
+  MSCA_UNROLL
+  for (int k = 0; k < KP; ++k) {
+    beta[k] = exp_(beta[k] - top);
+    sum += beta[k];
+  }
+  const acc_t inverse = acc_t(1) / sum;
+  MSCA_UNROLL
+  for (int k = 0; k < KP; ++k) beta[k] *= inverse;
+}
+
+// acc[r][k] += sum_{l < L} row(r)[l] tile[k][l] for r < R, split over the block's threads
+// (thread e takes entries e, e + kThreads, ...; KP is a power of two, so / and % shift).
+// row(r) returns a pointer to the L inputs of row r, or nullptr for a row of ones.
+template <int KP, typename acc_t, typename Rows>
+__device__ __forceinline__ void accumulate_rows(int R, const Rows& row, const acc_t* tile, int L, acc_t* acc) {
+  for (int e = threadIdx.x; e < R * KP; e += kThreads) {
+    const int r = e / KP, k = e % KP;
+    const acc_t* t = tile + k * kTileStride;
+    const auto* x = row(r);
+    acc_t sum = acc_t(0);
+    if (x == nullptr) {
+      for (int l = 0; l < L; ++l) sum += t[l];
+    } else {
+      for (int l = 0; l < L; ++l) sum += load<acc_t>(x + l) * t[l];
+    }
+    acc[e] += sum;
+  }
+}
+
+// Pass 1: block (j, b) reduces exemplar pixels [j * chunk, (j + 1) * chunk) of batch element
+// b to a partial (max m, sum s, accumulator acc = sum_p Fx2[n][p] exp(S[k][p] - m[k])).
+// phi_t: C2 x KP. part_m, part_s: (B, chunks, KP); part_acc: (B, chunks, N, KP).
+template <int KP, typename in_t, typename acc_t>
+__global__ void __launch_bounds__(kThreads) aggregate_kernel(Dims d, int64_t chunk, const in_t* fx2,
+                                                             const in_t* fc2, const acc_t* phi_t, acc_t* part_m,
+                                                             acc_t* part_s, acc_t* part_acc) {
+  MSCA_DYNAMIC_SHARED(smem);
+  acc_t* tile = reinterpret_cast<acc_t*>(smem);  // KP x kTileStride: probabilities
+  acc_t* scratch = tile + KP * kTileStride;      // kWarps x KP
+  acc_t* rescale = scratch + reduce_scratch(KP); // KP
+  acc_t* acc = rescale + KP;                     // N x KP
+  const int tid = threadIdx.x, N = static_cast<int>(d.N), M2 = static_cast<int>(d.M2);
+  const int64_t b = blockIdx.y, j = blockIdx.x, P2 = d.P2;
+  const in_t* x = fx2 + b * N * P2;
+  const in_t* c = fc2 + b * M2 * P2;
+  for (int e = tid; e < N * KP; e += kThreads) acc[e] = acc_t(0);
+  acc_t m[KP], s[KP];  // running max and sum: the same values in every thread
+  MSCA_UNROLL
+  for (int k = 0; k < KP; ++k) {
+    m[k] = minus_infinity<acc_t>();
+    s[k] = acc_t(0);
+  }
+  const int64_t start = j * chunk, end = min64(P2, start + chunk);
+  for (int64_t t0 = start; t0 < end; t0 += kThreads) {
+    const int L = static_cast<int>(min64(kThreads, end - t0));
+    const int64_t p = t0 + tid;
+    acc_t y[KP], reduced[KP];
+    MSCA_UNROLL
+    for (int k = 0; k < KP; ++k) y[k] = tid < L ? acc_t(0) : minus_infinity<acc_t>();
+    if (tid < L) {
+      project_add<KP>(phi_t, N, x + p, P2, y);
+      project_add<KP>(phi_t + N * KP, M2, c + p, P2, y);
+    }
+    MSCA_UNROLL
+    for (int k = 0; k < KP; ++k) reduced[k] = y[k];
+    block_allreduce<true>(reduced, scratch);  // tile max
+    acc_t scale[KP];
+    MSCA_UNROLL
+    for (int k = 0; k < KP; ++k) {
+      const acc_t m_new = max_(m[k], reduced[k]);
+      scale[k] = exp_(m[k] - m_new);  // 0 on the first tile (m = -inf)
+      m[k] = m_new;
+      y[k] = exp_(y[k] - m_new);      // 0 past the end of the chunk
+      reduced[k] = y[k];
+    }
+    block_allreduce<false>(reduced, scratch);  // tile sum
+    MSCA_UNROLL
+    for (int k = 0; k < KP; ++k) {
+      s[k] = s[k] * scale[k] + reduced[k];
+      tile[k * kTileStride + tid] = y[k];
+    }
+    if (tid == 0) {
+      MSCA_UNROLL
+      for (int k = 0; k < KP; ++k) rescale[k] = scale[k];
+    }
+#ifndef MSCA_MUTANT_SKIP_BARRIER  // defined only by the test that proves the emulation catches its absence
+    __syncthreads();
+#endif
+    for (int e = tid; e < N * KP; e += kThreads) acc[e] *= rescale[e % KP];
+    accumulate_rows<KP>(N, [&](int r) { return x + r * P2 + t0; }, tile, L, acc);
+    __syncthreads();  // the tile and rescale are rewritten by the next tile
+  }
+  const int64_t task = b * gridDim.x + j;
+  if (tid == 0) {
+    MSCA_UNROLL
+    for (int k = 0; k < KP; ++k) {
+      part_m[task * KP + k] = m[k];
+      part_s[task * KP + k] = s[k];
+    }
+  }
+  for (int e = tid; e < N * KP; e += kThreads) part_acc[task * N * KP + e] = acc[e];
+}
+
+// Merges the chunks of batch element b (one block each): lse (B, KP) and V (B, N, KP).
+// weights: (B, KP, chunks) scratch.
+template <typename acc_t>
+__global__ void __launch_bounds__(kThreads) combine_kernel(Dims d, int KP, int chunks, const acc_t* part_m,
+                                                           const acc_t* part_s, const acc_t* part_acc,
+                                                           acc_t* weights, acc_t* v, acc_t* lse) {
+  const int tid = threadIdx.x, N = static_cast<int>(d.N);
+  const int64_t b = blockIdx.x;
+  acc_t* w = weights + b * KP * chunks;
+  for (int k = tid; k < KP; k += kThreads) {
+    const int64_t first = b * chunks * KP + k;
+    lse[b * KP + k] = math::combine_partials(part_m + first, part_s + first, KP, chunks, w + k * chunks);
+  }
+  __syncthreads();
+  for (int e = tid; e < N * KP; e += kThreads) {
+    const int k = e % KP;
+    acc_t sum = acc_t(0);
+    for (int jj = 0; jj < chunks; ++jj) sum += part_acc[(b * chunks + jj) * N * KP + e] * w[k * chunks + jj];
+    v[b * N * KP + e] = sum;
+  }
+}
+
+// Pass 2: one thread per target pixel, out[n] = sum_k vt[n][k] beta[k].
+// psi_t: M1 x KP, bias: KP, vt: (B, N, KP) = V o gate.
+template <int KP, typename in_t, typename acc_t>
+__global__ void __launch_bounds__(kThreads) distribute_kernel(Dims d, const in_t* fc1, const acc_t* psi_t,
+                                                              const acc_t* bias, const acc_t* vt, in_t* out) {
+  const int64_t b = blockIdx.y, p = blockIdx.x * int64_t(kThreads) + threadIdx.x;
+  if (p >= d.P1) return;
+  acc_t beta[KP];
+  channel_attention<KP>(psi_t, bias, static_cast<int>(d.M1), fc1 + b * d.M1 * d.P1 + p, d.P1, beta);
+  for (int n = 0; n < d.N; ++n) {
+    out[(b * d.N + n) * d.P1 + p] = static_cast<in_t>(dot_row(vt + (b * d.N + n) * KP, beta));
+  }
+}
+
+// Sweep A over target pixels: thread p writes dFc1[:, p]; block (j, b) sums over its pixels
+// [j * chunk, ...) the rows [dVt (N x KP); dpsi^T (M1 x KP); dbias (1 x KP)] into
+// part: (B, chunks, N + M1 + 1, KP). vt: (B, N, KP) = V o gate.
+template <int KP, typename in_t, typename acc_t>
+__global__ void __launch_bounds__(kThreads) sweep_a_kernel(Dims d, int64_t chunk, const in_t* dout,
+                                                           const in_t* fc1, const acc_t* psi_t, const acc_t* bias,
+                                                           const acc_t* vt, in_t* dfc1, acc_t* part) {
+  MSCA_DYNAMIC_SHARED(smem);
+  acc_t* beta_tile = reinterpret_cast<acc_t*>(smem);  // KP x kTileStride
+  acc_t* grad_tile = beta_tile + KP * kTileStride;    // KP x kTileStride: dT
+  acc_t* acc = grad_tile + KP * kTileStride;          // (N + M1 + 1) x KP
+  const int tid = threadIdx.x, N = static_cast<int>(d.N), M1 = static_cast<int>(d.M1), R = N + M1 + 1;
+  const int64_t b = blockIdx.y, j = blockIdx.x, P1 = d.P1;
+  const in_t* go = dout + b * N * P1;
+  const in_t* c1 = fc1 + b * M1 * P1;
+  const acc_t* vt_b = vt + b * N * KP;
+  for (int e = tid; e < R * KP; e += kThreads) acc[e] = acc_t(0);
+  const int64_t start = j * chunk, end = min64(P1, start + chunk);
+  for (int64_t t0 = start; t0 < end; t0 += kThreads) {
+    const int L = static_cast<int>(min64(kThreads, end - t0));
+    const int64_t p = t0 + tid;
+    acc_t beta[KP], g[KP];
+    MSCA_UNROLL
+    for (int k = 0; k < KP; ++k) beta[k] = g[k] = acc_t(0);
+    if (tid < L) {
+      channel_attention<KP>(psi_t, bias, M1, c1 + p, P1, beta);
+      project_add<KP>(vt_b, N, go + p, P1, g);  // dbeta = Vt^T dOut
+      const acc_t dot = dot_row(beta, g);
+      MSCA_UNROLL
+      for (int k = 0; k < KP; ++k) g[k] = beta[k] * (g[k] - dot);  // dT
+      for (int cc = 0; cc < M1; ++cc) {
+        dfc1[(b * M1 + cc) * P1 + p] = static_cast<in_t>(dot_row(psi_t + cc * KP, g));
+      }
+    }
+    MSCA_UNROLL
+    for (int k = 0; k < KP; ++k) {
+      beta_tile[k * kTileStride + tid] = beta[k];
+      grad_tile[k * kTileStride + tid] = g[k];
+    }
+    __syncthreads();
+    accumulate_rows<KP>(N, [&](int r) { return go + r * P1 + t0; }, beta_tile, L, acc);
+    accumulate_rows<KP>(
+        M1 + 1, [&](int r) { return r < M1 ? c1 + r * P1 + t0 : nullptr; }, grad_tile, L, acc + N * KP);
+    __syncthreads();
+  }
+  const int64_t task = b * gridDim.x + j;
+  for (int e = tid; e < R * KP; e += kThreads) part[task * R * KP + e] = acc[e];
+}
+
+// Sweep B over exemplar pixels: thread p writes dFx2[:, p] and dFc2[:, p]; block (j, b) sums
+// dphi^T (C2 x KP) over its pixels into part: (B, chunks, C2, KP).
+// phi_t: C2 x KP; lse, delta: (B, KP); dv: (B, N, KP) = dVt o gate.
+template <int KP, typename in_t, typename acc_t>
+__global__ void __launch_bounds__(kThreads) sweep_b_kernel(Dims d, int64_t chunk, const in_t* fx2,
+                                                           const in_t* fc2, const acc_t* phi_t, const acc_t* lse,
+                                                           const acc_t* dv, const acc_t* delta, in_t* dfx2,
+                                                           in_t* dfc2, acc_t* part) {
+  MSCA_DYNAMIC_SHARED(smem);
+  acc_t* grad_tile = reinterpret_cast<acc_t*>(smem);  // KP x kTileStride: dS
+  acc_t* acc = grad_tile + KP * kTileStride;          // C2 x KP
+  const int tid = threadIdx.x, N = static_cast<int>(d.N), M2 = static_cast<int>(d.M2), C2 = N + M2;
+  const int64_t b = blockIdx.y, j = blockIdx.x, P2 = d.P2;
+  const in_t* x = fx2 + b * N * P2;
+  const in_t* c = fc2 + b * M2 * P2;
+  const acc_t* dv_b = dv + b * N * KP;
+  for (int e = tid; e < C2 * KP; e += kThreads) acc[e] = acc_t(0);
+  const int64_t start = j * chunk, end = min64(P2, start + chunk);
+  for (int64_t t0 = start; t0 < end; t0 += kThreads) {
+    const int L = static_cast<int>(min64(kThreads, end - t0));
+    const int64_t p = t0 + tid;
+    acc_t prob[KP], g[KP];
+    MSCA_UNROLL
+    for (int k = 0; k < KP; ++k) prob[k] = g[k] = acc_t(0);
+    if (tid < L) {
+      project_add<KP>(phi_t, N, x + p, P2, prob);
+      project_add<KP>(phi_t + N * KP, M2, c + p, P2, prob);
+      MSCA_UNROLL
+      for (int k = 0; k < KP; ++k) prob[k] = exp_(prob[k] - lse[b * KP + k]);  // P
+      project_add<KP>(dv_b, N, x + p, P2, g);                                   // dP = dV^T Fx2
+      MSCA_UNROLL
+      for (int k = 0; k < KP; ++k) g[k] = prob[k] * (g[k] - delta[b * KP + k]);  // dS
+      for (int n = 0; n < N; ++n) {
+        const acc_t value = dot_row(dv_b + n * KP, prob) + dot_row(phi_t + n * KP, g);
+        dfx2[(b * N + n) * P2 + p] = static_cast<in_t>(value);
+      }
+      for (int mm = 0; mm < M2; ++mm) {
+        dfc2[(b * M2 + mm) * P2 + p] = static_cast<in_t>(dot_row(phi_t + (N + mm) * KP, g));
+      }
+    }
+    MSCA_UNROLL
+    for (int k = 0; k < KP; ++k) grad_tile[k * kTileStride + tid] = g[k];
+    __syncthreads();
+    accumulate_rows<KP>(C2, [&](int r) { return r < N ? x + r * P2 + t0 : c + (r - N) * P2 + t0; }, grad_tile, L, acc);
+    __syncthreads();
+  }
+  const int64_t task = b * gridDim.x + j;
+  for (int e = tid; e < C2 * KP; e += kThreads) part[task * C2 * KP + e] = acc[e];
+}
+
+}  // namespace cuda_kernels
+}  // namespace msca_fast
