@@ -121,14 +121,44 @@ def assert_within_dtype_tolerance(inp32, dtype):
 # --- numerics in the interpreter -----------------------------------------------------------------
 
 
+# The interpreter's own small blocks (which cross every chunk, tile and split border of the
+# shapes above) and each GPU candidate's block sizes, run by the interpreter.
+CONFIGS = {"interpreter": None, "gpu0": 0, "gpu1": 1}
+
+
+@pytest.fixture(params=CONFIGS.values(), ids=CONFIGS.keys())
+def configs(request, interpreter):
+    if request.param is None:
+        yield
+    else:
+        with triton_backend.kernels.gpu_configs_interpreted(request.param):
+            yield
+
+
 @pytest.mark.parametrize("shape", SHAPES.values(), ids=SHAPES.keys())
-def test_float32_matches_reference(interpreter, shape):
+def test_float32_matches_reference(configs, shape):
     assert_matches_reference(inputs_for(shape), 1e-5, 1e-5)
 
 
 @pytest.mark.parametrize("dtype", LOW_DTYPES, ids=["fp16", "bf16"])
-def test_low_precision_within_dtype_tolerance(interpreter, dtype):
-    assert_within_dtype_tolerance(inputs_for(SHAPES["chunks"]), dtype)
+@pytest.mark.parametrize("shape", SHAPES.values(), ids=SHAPES.keys())
+def test_low_precision_within_dtype_tolerance(configs, shape, dtype):
+    assert_within_dtype_tolerance(inputs_for(shape), dtype)
+
+
+def test_gpu_configs_run_in_the_interpreter(interpreter):
+    kernels = triton_backend.kernels
+
+    def launched():
+        return {name: (kernels.block_p(name), tuner.configs[0].kwargs) for name, tuner in kernels.KERNELS.items()}
+
+    assert launched() == {name: (kernels.INTERPRETER_BLOCK_P, kernels.INTERPRETER_CONFIG.meta) for name in kernels.KERNELS}
+    with kernels.gpu_configs_interpreted(1):
+        assert launched() == {
+            name: (kernels.GPU_BLOCK_P[name], kernels.GPU_CONFIGS[name][min(1, len(kernels.GPU_CONFIGS[name]) - 1)].meta)
+            for name in kernels.KERNELS
+        }
+    assert launched()["sweep_b"] == (kernels.INTERPRETER_BLOCK_P, kernels.INTERPRETER_CONFIG.meta)
 
 
 @pytest.mark.parametrize("absent", [("gate",), ("psi_bias",), ("phi_bias",), ("gate", "psi_bias", "phi_bias")])
@@ -443,7 +473,7 @@ def test_gpu_float32_matches_reference(shape):
 
 
 @pytest.mark.parametrize("dtype", LOW_DTYPES, ids=["fp16", "bf16"])
-@pytest.mark.parametrize("shape", ["chunks", "K16", "1x1"])
+@pytest.mark.parametrize("shape", list(SHAPES))
 @pytest.mark.gpu
 @pytest.mark.skipif(not HAS_GPU, reason="needs a CUDA device")
 def test_gpu_low_precision_within_dtype_tolerance(shape, dtype):

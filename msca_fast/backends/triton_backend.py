@@ -13,8 +13,9 @@ are built in that same mode. In an interpreter process the backend also serves C
 reference's, so "auto" never picks it.
 
 fp32 inputs use exact fp32 dots ("ieee") unless :func:`set_fp32_dot_precision` opts in to tf32;
-16-bit inputs multiply in their own dtype with float32 accumulation. V and lse are saved in
-float32. The output is channels_last when fc1 is; each gradient of a feature map follows the
+16-bit inputs multiply in their own dtype with float32 accumulation, and the float32 values the
+kernels compute (attention maps, V * gate, their gradients) enter the dots unrounded (see
+triton_kernels). V and lse are saved in float32. The output is channels_last when fc1 is; each gradient of a feature map follows the
 layout of its input (channels_last or contiguous).
 """
 

@@ -17,7 +17,10 @@ Kernels, in launch order:
 
 Feature maps are read and written as (B, C, P) with arbitrary strides (so channels_last and
 other dense layouts need no copy); weights are contiguous; V, lse and every partial are
-float32. K is padded to BK, a power of two >= 16 (tl.dot's minimum for 16-bit inputs), and
+float32. With 16-bit inputs, a float32 value computed in a kernel (beta, V * g, dT, dS, dV)
+is not rounded to 16 bits before a dot: against a 16-bit operand it enters as hi + lo
+(_dot_fx, _dot_xf), against another such value the dot is float32. Only the forward's
+exp(S - m) is rounded, as the reference rounds alpha. K is padded to BK, a power of two >= 16 (tl.dot's minimum for 16-bit inputs), and
 the padded regions are masked out of both softmaxes. Offsets inside one batch element are
 int32 (the backend refuses a batch element of 2**31 elements or more); batch offsets are int64.
 
@@ -28,6 +31,7 @@ mode triton itself was imported in (GPU compiler, or CPU interpreter under TRITO
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from dataclasses import dataclass, field
 
@@ -111,9 +115,41 @@ HOST_CONSTEXPRS = {
 }
 
 
+# The GPU candidate each kernel launches with in the interpreter, or None for
+# INTERPRETER_CONFIG and INTERPRETER_BLOCK_P (see gpu_configs_interpreted).
+_interpreted_gpu_choice: int | None = None
+
+
 def block_p(kernel: str) -> int:
     """Pixels per tile of ``kernel`` (GPU or interpreter)."""
-    return INTERPRETER_BLOCK_P if INTERPRETED else GPU_BLOCK_P[kernel]
+    if INTERPRETED and _interpreted_gpu_choice is None:
+        return INTERPRETER_BLOCK_P
+    return GPU_BLOCK_P[kernel]
+
+
+@contextlib.contextmanager
+def gpu_configs_interpreted(choice: int):
+    """Interpreter only: launch with the GPU's tile sizes and candidate ``choice`` of each
+    kernel's GPU_CONFIGS (its last where it has fewer), so that the numerics of what a GPU
+    runs are checked without one."""
+    if not INTERPRETED:
+        raise RuntimeError("gpu_configs_interpreted: the kernels were built for the GPU")
+    saved = _interpreted_gpu_choice
+    _use_interpreted_configs(choice)
+    try:
+        yield
+    finally:
+        _use_interpreted_configs(saved)
+
+
+def _use_interpreted_configs(choice: int | None) -> None:
+    global _interpreted_gpu_choice
+    _interpreted_gpu_choice = choice
+    for name, tuner in KERNELS.items():
+        candidates = GPU_CONFIGS[name]
+        config = INTERPRETER_CONFIG if choice is None else candidates[min(choice, len(candidates) - 1)]
+        tuner.configs = [config.as_triton()]
+        tuner.cache.clear()
 
 
 def dot_constexprs(dtype: str, fp32_precision: str, interpreted: bool = INTERPRETED) -> dict:
@@ -181,6 +217,34 @@ def _dot(a, b, DOT_PRECISION: tl.constexpr, UPCAST_DOTS: tl.constexpr):
         a = a.to(tl.float32)
         b = b.to(tl.float32)
     return tl.dot(a, b, input_precision=DOT_PRECISION)
+
+
+@triton.jit
+def _dot_fx(a, b, DOT_PRECISION: tl.constexpr, UPCAST_DOTS: tl.constexpr):
+    """a @ b for a float32 ``a`` computed in the kernel and ``b`` in the input dtype.
+
+    For 16-bit ``b``, ``a`` is split into hi + lo in that dtype and both are multiplied: the
+    products are exact and accumulate in float32, so ``a`` keeps about twice the 16-bit
+    precision instead of being rounded to it (which cost up to 3x the reference's error)."""
+    if b.dtype == tl.float32:
+        c = _dot(a, b, DOT_PRECISION, UPCAST_DOTS)
+    else:
+        a_hi = a.to(b.dtype)
+        a_lo = (a - a_hi.to(tl.float32)).to(b.dtype)
+        c = _dot(a_hi, b, DOT_PRECISION, UPCAST_DOTS) + _dot(a_lo, b, DOT_PRECISION, UPCAST_DOTS)
+    return c
+
+
+@triton.jit
+def _dot_xf(a, b, DOT_PRECISION: tl.constexpr, UPCAST_DOTS: tl.constexpr):
+    """a @ b for ``a`` in the input dtype and a float32 ``b`` computed in the kernel (see _dot_fx)."""
+    if a.dtype == tl.float32:
+        c = _dot(a, b, DOT_PRECISION, UPCAST_DOTS)
+    else:
+        b_hi = b.to(a.dtype)
+        b_lo = (b - b_hi.to(tl.float32)).to(a.dtype)
+        c = _dot(a, b_hi, DOT_PRECISION, UPCAST_DOTS) + _dot(a, b_lo, DOT_PRECISION, UPCAST_DOTS)
+    return c
 
 
 @triton.jit
@@ -420,15 +484,15 @@ def msca_fwd_kernel_distribute(
         fc1 + i_b * s_cb, psi, psi_bias, o_p, m_p, o_k, m_k, M, s_cc, s_cp,
         BK, BLOCK_P, BLOCK_C, DOT_PRECISION, UPCAST_DOTS,
     )
-    b_beta = b_beta.to(out.dtype.element_ty)
     b_g = tl.load(gate + i_b * K + o_k, mask=m_k, other=0.0).to(tl.float32)
     for n0 in range(0, N, BLOCK_N):
         o_n = n0 + tl.arange(0, BLOCK_N)
         m_n = o_n < N
         # [BLOCK_N, BK]
         b_v = tl.load(v + (i_b * N + o_n[:, None]) * K + o_k[None, :], mask=m_n[:, None] & m_k[None, :], other=0.0)
-        b_vt = (b_v * b_g[None, :]).to(out.dtype.element_ty)
-        b_o = _dot(b_vt, b_beta, DOT_PRECISION, UPCAST_DOTS)
+        # Both operands stay float32 (rounding them to a 16-bit dtype would add two roundings
+        # to the one the output takes); with K <= 32 the float32 dot is cheap.
+        b_o = _dot(b_v * b_g[None, :], b_beta, DOT_PRECISION, UPCAST_DOTS)
         tl.store(
             out + i_b * s_ob + o_n[:, None] * s_oc + o_p[None, :] * s_op,
             b_o.to(out.dtype.element_ty),
@@ -490,7 +554,7 @@ def msca_bwd_kernel_sweep_a(
         p_c, psi, psi_bias, o_p, m_p, o_k, m_k, M, s_cc, s_cp,
         BK, BLOCK_P, BLOCK_C, DOT_PRECISION, UPCAST_DOTS,
     )
-    b_beta_t = tl.trans(b_beta.to(grad_out.dtype.element_ty))
+    b_beta_t = tl.trans(b_beta)
     b_g = tl.load(gate + i_b * K + o_k, mask=m_k, other=0.0).to(tl.float32)
 
     b_dbeta = tl.zeros([BK, BLOCK_P], dtype=tl.float32)
@@ -505,22 +569,20 @@ def msca_bwd_kernel_sweep_a(
         )
         # [BK, BLOCK_N]
         b_vt = tl.load(v + (i_b * N + o_n[None, :]) * K + o_k[:, None], mask=m_k[:, None] & m_n[None, :], other=0.0)
-        b_vt = (b_vt * b_g[:, None]).to(b_do.dtype)
-        b_dbeta += _dot(b_vt, b_do, DOT_PRECISION, UPCAST_DOTS)
+        b_dbeta += _dot_fx(b_vt * b_g[:, None], b_do, DOT_PRECISION, UPCAST_DOTS)
         # [BLOCK_N, BK]
-        b_dvt = _dot(b_do, b_beta_t, DOT_PRECISION, UPCAST_DOTS)
+        b_dvt = _dot_xf(b_do, b_beta_t, DOT_PRECISION, UPCAST_DOTS)
         tl.store(part_dvt + (o_slot * N + o_n[:, None]) * BK + o_k[None, :], b_dvt, mask=m_n[:, None])
 
     b_dt = b_beta * (b_dbeta - tl.sum(b_beta * b_dbeta, 0)[None, :])
     b_dt = tl.where(m_p[None, :], b_dt, 0.0)
     tl.store(part_dbias + o_slot * BK + o_k, tl.sum(b_dt, 1))
-    b_dt = b_dt.to(grad_out.dtype.element_ty)
     for c0 in range(0, M, BLOCK_C):
         o_c = c0 + tl.arange(0, BLOCK_C)
         m_c = o_c < M
         # [BLOCK_C, BK] @ [BK, BLOCK_P]
         b_w_t = tl.load(psi + o_k[None, :] * M + o_c[:, None], mask=m_c[:, None] & m_k[None, :], other=0.0)
-        b_dc = _dot(b_w_t, b_dt, DOT_PRECISION, UPCAST_DOTS)
+        b_dc = _dot_xf(b_w_t, b_dt, DOT_PRECISION, UPCAST_DOTS)
         tl.store(
             dfc1 + i_b * s_db + o_c[:, None] * s_dc + o_p[None, :] * s_dp,
             b_dc.to(dfc1.dtype.element_ty),
@@ -528,7 +590,7 @@ def msca_bwd_kernel_sweep_a(
         )
         # [BK, BLOCK_P] @ [BLOCK_P, BLOCK_C]
         b_c_t = tl.load(p_c + o_c[None, :] * s_cc + o_p[:, None] * s_cp, mask=m_p[:, None] & m_c[None, :], other=0.0)
-        b_dpsi = _dot(b_dt, b_c_t, DOT_PRECISION, UPCAST_DOTS)
+        b_dpsi = _dot_fx(b_dt, b_c_t, DOT_PRECISION, UPCAST_DOTS)
         tl.store(part_dpsi + (o_slot * BK + o_k[:, None]) * M + o_c[None, :], b_dpsi, mask=m_c[None, :])
 
 
@@ -597,11 +659,9 @@ def msca_bwd_kernel_sweep_b(
         # [BLOCK_P, BLOCK_N] @ [BLOCK_N, BK]
         b_x_t = tl.load(p_x + o_n[None, :] * s_xc + o_p[:, None] * s_xp, mask=m_p[:, None] & m_n[None, :], other=0.0)
         b_dv = tl.load(dv + (i_b * N + o_n[:, None]) * K + o_k[None, :], mask=m_n[:, None] & m_k[None, :], other=0.0)
-        b_da += _dot(b_x_t, b_dv.to(b_x_t.dtype), DOT_PRECISION, UPCAST_DOTS)
+        b_da += _dot_xf(b_x_t, b_dv, DOT_PRECISION, UPCAST_DOTS)
     b_delta = tl.load(delta + i_b * K + o_k, mask=m_k, other=0.0)
     b_ds = b_a * (b_da - b_delta[None, :])
-    b_ds_lo = b_ds.to(fx2.dtype.element_ty)
-    b_a_lo = b_a.to(fx2.dtype.element_ty)
 
     # Image channels: dFx2 gets both the logits' and the aggregation's share.
     for c0 in range(0, N, BLOCK_C):
@@ -611,8 +671,8 @@ def msca_bwd_kernel_sweep_b(
         b_w = tl.load(phi + o_k[:, None] * (N + M) + o_c[None, :], mask=m_k[:, None] & m_c[None, :], other=0.0)
         b_dv_t = tl.load(dv + (i_b * N + o_c[None, :]) * K + o_k[:, None], mask=m_k[:, None] & m_c[None, :], other=0.0)
         # [BLOCK_P, BLOCK_C]
-        b_dz = _dot(b_ds_lo, b_w, DOT_PRECISION, UPCAST_DOTS)
-        b_dz += _dot(b_a_lo, b_dv_t.to(b_a_lo.dtype), DOT_PRECISION, UPCAST_DOTS)
+        b_dz = _dot_fx(b_ds, b_w, DOT_PRECISION, UPCAST_DOTS)
+        b_dz += _dot(b_a, b_dv_t, DOT_PRECISION, UPCAST_DOTS)
         tl.store(
             dfx2 + i_b * s_dxb + o_c[None, :] * s_dxc + o_p[:, None] * s_dxp,
             b_dz.to(dfx2.dtype.element_ty),
@@ -620,21 +680,21 @@ def msca_bwd_kernel_sweep_b(
         )
         # [BLOCK_C, BLOCK_P] @ [BLOCK_P, BK]
         b_z = tl.load(p_x + o_c[:, None] * s_xc + o_p[None, :] * s_xp, mask=m_c[:, None] & m_p[None, :], other=0.0)
-        b_dphi = _dot(b_z, b_ds_lo, DOT_PRECISION, UPCAST_DOTS)
+        b_dphi = _dot_xf(b_z, b_ds, DOT_PRECISION, UPCAST_DOTS)
         tl.store(part_dphi + (o_slot * (N + M) + o_c[:, None]) * BK + o_k[None, :], b_dphi, mask=m_c[:, None])
     # Exemplar label channels.
     for c0 in range(0, M, BLOCK_C):
         o_c = c0 + tl.arange(0, BLOCK_C)
         m_c = o_c < M
         b_w = tl.load(phi + o_k[:, None] * (N + M) + N + o_c[None, :], mask=m_k[:, None] & m_c[None, :], other=0.0)
-        b_dz = _dot(b_ds_lo, b_w, DOT_PRECISION, UPCAST_DOTS)
+        b_dz = _dot_fx(b_ds, b_w, DOT_PRECISION, UPCAST_DOTS)
         tl.store(
             dfc2 + i_b * s_dcb + o_c[None, :] * s_dcc + o_p[:, None] * s_dcp,
             b_dz.to(dfc2.dtype.element_ty),
             mask=m_p[:, None] & m_c[None, :],
         )
         b_z = tl.load(p_c + o_c[:, None] * s_cc + o_p[None, :] * s_cp, mask=m_c[:, None] & m_p[None, :], other=0.0)
-        b_dphi = _dot(b_z, b_ds_lo, DOT_PRECISION, UPCAST_DOTS)
+        b_dphi = _dot_xf(b_z, b_ds, DOT_PRECISION, UPCAST_DOTS)
         tl.store(part_dphi + (o_slot * (N + M) + N + o_c[:, None]) * BK + o_k[None, :], b_dphi, mask=m_c[:, None])
 
 
