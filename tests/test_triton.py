@@ -146,6 +146,27 @@ def test_low_precision_within_dtype_tolerance(configs, shape, dtype):
     assert_within_dtype_tolerance(inputs_for(shape), dtype)
 
 
+def test_float16_gradients_at_an_exemplar_with_subnormal_attention(interpreter):
+    """P2 = 18432 > 2^14: alpha ~ 1/P2 and dS ~ alpha * dalpha fall below float16's smallest
+    normal. Scaled by a power of two per tile, dphi is exactly equivariant to the scale of
+    grad_out, and dFx2 and dFc2 (tiny, as dS is) are the float64 truth correctly rounded."""
+    inp = {n: t.half() for n, t in inputs_for((1, 4, 3, 2, 2, 96, 192, 4, 4)).items()}
+    grad_out = torch.randn(1, 4, 4, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    small = 2.0**-10
+    with triton_backend.kernels.gpu_configs_interpreted(0):
+        _, grads = forward_and_grads(triton_msca, inp, grad_out)
+        _, small_grads = forward_and_grads(triton_msca, inp, grad_out * small)
+    # Equal where the scaled dphi is a normal float16; elsewhere up to its final rounding.
+    expected = grads["phi_weight"].float() * small
+    allowed = torch.where(expected.abs() >= 2.0**-14, 0.0, 2.0**-24)
+    assert torch.all((small_grads["phi_weight"].float() - expected).abs() <= allowed)
+    _, truth = truth_for(inp, grad_out * small)
+    rounding = {n: rel_rms(truth[n].half(), truth[n]) for n in ("fx2", "fc2", "phi_weight")}
+    assert rel_rms(small_grads["phi_weight"], truth["phi_weight"]) < 3 * rounding["phi_weight"]
+    for name in ("fx2", "fc2"):
+        assert rel_rms(small_grads[name], truth[name]) < 1.05 * rounding[name], name
+
+
 def test_gpu_configs_run_in_the_interpreter(interpreter):
     kernels = triton_backend.kernels
 

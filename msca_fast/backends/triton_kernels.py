@@ -248,6 +248,17 @@ def _dot_xf(a, b, DOT_PRECISION: tl.constexpr, UPCAST_DOTS: tl.constexpr):
 
 
 @triton.jit
+def _power_of_two_scale(x, TARGET_EXPONENT: tl.constexpr):
+    """(s, 1/s), both exact powers of two: s brings max |x| into [2^TARGET_EXPONENT,
+    2^(TARGET_EXPONENT+1)); s = 1 where x is all zero."""
+    top = tl.max(tl.max(tl.abs(x), 1), 0)
+    exponent = ((top.to(tl.int32, bitcast=True) >> 23) & 0xFF) - 127
+    shift = tl.where(top > 0, TARGET_EXPONENT - exponent, 0)
+    shift = tl.minimum(tl.maximum(shift, -126), 126)
+    return ((shift + 127) << 23).to(tl.float32, bitcast=True), ((127 - shift) << 23).to(tl.float32, bitcast=True)
+
+
+@triton.jit
 def _exemplar_logits_t(
     p_x,
     p_c,
@@ -662,6 +673,14 @@ def msca_bwd_kernel_sweep_b(
         b_da += _dot_xf(b_x_t, b_dv, DOT_PRECISION, UPCAST_DOTS)
     b_delta = tl.load(delta + i_b * K + o_k, mask=m_k, other=0.0)
     b_ds = b_a * (b_da - b_delta[None, :])
+    if fx2.dtype.element_ty == tl.float16:
+        # dS carries alpha ~ 1/P, subnormal in float16 (below 2^-14) at large exemplars: scale
+        # the tile by a power of two before its 16-bit split and undo it on the float32 dot
+        # results. Per tile, from its largest |dS|, so that peaked alphas cannot overflow.
+        ds_scale, ds_unscale = _power_of_two_scale(b_ds, 14)
+    else:
+        ds_scale, ds_unscale = 1.0, 1.0
+    b_ds = b_ds * ds_scale
 
     # Image channels: dFx2 gets both the logits' and the aggregation's share.
     for c0 in range(0, N, BLOCK_C):
@@ -671,7 +690,7 @@ def msca_bwd_kernel_sweep_b(
         b_w = tl.load(phi + o_k[:, None] * (N + M) + o_c[None, :], mask=m_k[:, None] & m_c[None, :], other=0.0)
         b_dv_t = tl.load(dv + (i_b * N + o_c[None, :]) * K + o_k[:, None], mask=m_k[:, None] & m_c[None, :], other=0.0)
         # [BLOCK_P, BLOCK_C]
-        b_dz = _dot_fx(b_ds, b_w, DOT_PRECISION, UPCAST_DOTS)
+        b_dz = _dot_fx(b_ds, b_w, DOT_PRECISION, UPCAST_DOTS) * ds_unscale
         b_dz += _dot(b_a, b_dv_t, DOT_PRECISION, UPCAST_DOTS)
         tl.store(
             dfx2 + i_b * s_dxb + o_c[None, :] * s_dxc + o_p[:, None] * s_dxp,
@@ -680,21 +699,21 @@ def msca_bwd_kernel_sweep_b(
         )
         # [BLOCK_C, BLOCK_P] @ [BLOCK_P, BK]
         b_z = tl.load(p_x + o_c[:, None] * s_xc + o_p[None, :] * s_xp, mask=m_c[:, None] & m_p[None, :], other=0.0)
-        b_dphi = _dot_xf(b_z, b_ds, DOT_PRECISION, UPCAST_DOTS)
+        b_dphi = _dot_xf(b_z, b_ds, DOT_PRECISION, UPCAST_DOTS) * ds_unscale
         tl.store(part_dphi + (o_slot * (N + M) + o_c[:, None]) * BK + o_k[None, :], b_dphi, mask=m_c[:, None])
     # Exemplar label channels.
     for c0 in range(0, M, BLOCK_C):
         o_c = c0 + tl.arange(0, BLOCK_C)
         m_c = o_c < M
         b_w = tl.load(phi + o_k[:, None] * (N + M) + N + o_c[None, :], mask=m_k[:, None] & m_c[None, :], other=0.0)
-        b_dz = _dot_fx(b_ds, b_w, DOT_PRECISION, UPCAST_DOTS)
+        b_dz = _dot_fx(b_ds, b_w, DOT_PRECISION, UPCAST_DOTS) * ds_unscale
         tl.store(
             dfc2 + i_b * s_dcb + o_c[None, :] * s_dcc + o_p[:, None] * s_dcp,
             b_dz.to(dfc2.dtype.element_ty),
             mask=m_p[:, None] & m_c[None, :],
         )
         b_z = tl.load(p_c + o_c[:, None] * s_cc + o_p[None, :] * s_cp, mask=m_c[:, None] & m_p[None, :], other=0.0)
-        b_dphi = _dot_xf(b_z, b_ds, DOT_PRECISION, UPCAST_DOTS)
+        b_dphi = _dot_xf(b_z, b_ds, DOT_PRECISION, UPCAST_DOTS) * ds_unscale
         tl.store(part_dphi + (o_slot * (N + M) + N + o_c[:, None]) * BK + o_k[None, :], b_dphi, mask=m_c[:, None])
 
 
