@@ -340,7 +340,7 @@ void forward_kernel(const Dims& d, const T* fx2, const T* fc2, const T* fc1, con
   for (int64_t b = 0; b < d.B; ++b) {
     for (int k = 0; k < K; ++k) {
       const int64_t first = b * ex.count * K + k;
-      lse[b * K + k] = combine_partials(&part_m[first], &part_s[first], K, ex.count, weight.data());
+      lse[b * K + k] = combine_partials(&part_m[first], &part_s[first], K, K, ex.count, weight.data());
       for (int n = 0; n < N; ++n) {
         T sum = T(0);
         for (int64_t j = 0; j < ex.count; ++j) sum += part_acc[((b * ex.count + j) * N + n) * K + k] * weight[j];

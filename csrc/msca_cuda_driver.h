@@ -23,17 +23,21 @@ using namespace cuda_kernels;
 // Blocks per SM the reduction grids aim at when the batch alone cannot fill the device.
 constexpr int64_t kBlocksPerSM = 2;
 
-inline int checked_padded_regions(int64_t K) {
-  TORCH_CHECK(K >= 1 && K <= kMaxRegions, "msca cuda: K = ", K, " outside the kernels' range 1..", kMaxRegions);
+inline int checked_padded_regions(int64_t K, at::ScalarType dtype) {
+  const int64_t most = max_regions(at::elementSize(compute_dtype(dtype)));
+  TORCH_CHECK(K >= 1 && K <= most, "msca cuda: K = ", K, " outside the kernels' range 1..", most, " in ", dtype);
   return padded_regions(K);
 }
 
-template <typename F>
+// body(std::integral_constant<int, KP>) for KP = 8, 16 or 32 (the last not for double).
+template <typename acc_t, typename F>
 void dispatch_regions(int KP, F&& body) {
   switch (KP) {
     case 8: return body(std::integral_constant<int, 8>{});
     case 16: return body(std::integral_constant<int, 16>{});
-    default: return body(std::integral_constant<int, 32>{});
+    default:
+      if constexpr (max_regions(sizeof(acc_t)) >= 32) return body(std::integral_constant<int, 32>{});
+      TORCH_CHECK(false, "msca cuda: no kernel for ", KP, " regions of ", sizeof(acc_t), "-byte values");
   }
 }
 
@@ -83,30 +87,29 @@ inline std::tuple<at::Tensor, at::Tensor, at::Tensor> msca_forward(
   const auto acc_opts = fx2_in.options().dtype(acc_dtype);
   auto out = at::empty({d.B, d.N, d.H1, d.W1}, fx2_in.options());
   if (d.B == 0) return {out, at::empty({0, d.N, d.K}, acc_opts), at::empty({0, d.K}, acc_opts)};
-  const int KP = checked_padded_regions(d.K);
+  const int KP = checked_padded_regions(d.K, fx2_in.scalar_type());
   auto fx2 = fx2_in.contiguous(), fc2 = fc2_in.contiguous(), fc1 = fc1_in.contiguous();
   auto phi_t = padded_transpose(phi, KP, acc_dtype), psi_t = padded_transpose(psi, KP, acc_dtype);
   // A padded channel gets logit -inf: beta = 0 there.
   auto bias = pad_regions(bias_or_zeros(psi_bias, d.K, acc_opts), KP, -std::numeric_limits<double>::infinity());
   auto g = pad_regions(gate_or_ones(gate, d.B, d.K, acc_opts), KP, 0.0);
   const int64_t chunk = chunk_pixels(d.P2, d.B), chunks = chunks_of(d.P2, chunk);
-  auto part_m = at::empty({d.B, chunks, KP}, acc_opts), part_s = at::empty({d.B, chunks, KP}, acc_opts);
-  auto part_acc = at::empty({d.B, chunks, d.N, KP}, acc_opts);
+  auto part_m = at::empty({d.B, chunks, KP}, acc_opts);
+  auto part_acc = at::empty({d.B, chunks, d.N + 1, KP}, acc_opts);
   auto weights = at::empty({d.B, KP, chunks}, acc_opts);
   auto v = at::empty({d.B, d.N, KP}, acc_opts), lse = at::empty({d.B, KP}, acc_opts);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, fx2.scalar_type(), "msca_forward_cuda", [&] {
     using acc_t = at::opmath_type<scalar_t>;
-    dispatch_regions(KP, [&](auto regions) {
+    dispatch_regions<acc_t>(KP, [&](auto regions) {
       constexpr int R = decltype(regions)::value;
       const auto aggregate = aggregate_kernel<R, scalar_t, acc_t>;
       const size_t shared = sizeof(acc_t) * aggregate_shared(R, d.N);
       reserve_shared(aggregate, shared, "forward");
       gpu::launch(aggregate, gpu::dim3(chunks, d.B), gpu::dim3(kThreads), shared, d, chunk,
                   fx2.data_ptr<scalar_t>(), fc2.data_ptr<scalar_t>(), phi_t.data_ptr<acc_t>(),
-                  part_m.data_ptr<acc_t>(), part_s.data_ptr<acc_t>(), part_acc.data_ptr<acc_t>());
+                  part_m.data_ptr<acc_t>(), part_acc.data_ptr<acc_t>());
       gpu::launch(combine_kernel<acc_t>, gpu::dim3(d.B), gpu::dim3(kThreads), 0, d, R, static_cast<int>(chunks),
-                  part_m.data_ptr<acc_t>(), part_s.data_ptr<acc_t>(), part_acc.data_ptr<acc_t>(),
-                  weights.data_ptr<acc_t>(), v.data_ptr<acc_t>(), lse.data_ptr<acc_t>());
+                  part_m.data_ptr<acc_t>(), part_acc.data_ptr<acc_t>(), weights.data_ptr<acc_t>(), v.data_ptr<acc_t>(), lse.data_ptr<acc_t>());
       auto vt = (v * g.unsqueeze(1)).contiguous();
       gpu::launch(distribute_kernel<R, scalar_t, acc_t>, gpu::dim3((d.P1 + kThreads - 1) / kThreads, d.B),
                   gpu::dim3(kThreads), 0, d, fc1.data_ptr<scalar_t>(), psi_t.data_ptr<acc_t>(),
@@ -133,7 +136,7 @@ inline std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at
     return finish_grads(dtype, dfx2, dfc2, dfc1, zeros(phi.sizes()), zeros(psi.sizes()), zeros({d.K}),
                         zeros({0, d.K}), psi_bias.has_value(), gate.has_value());
   }
-  const int KP = checked_padded_regions(d.K);
+  const int KP = checked_padded_regions(d.K, fx2_in.scalar_type());
   auto dout = grad_out.to(dtype).contiguous();
   auto phi_t = padded_transpose(phi, KP, acc_dtype), psi_t = padded_transpose(psi, KP, acc_dtype);
   auto bias = pad_regions(bias_or_zeros(psi_bias, d.K, acc_opts), KP, -std::numeric_limits<double>::infinity());
@@ -148,7 +151,7 @@ inline std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at
   at::Tensor dgate, dbias, dpsi, dphi;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dtype, "msca_backward_cuda", [&] {
     using acc_t = at::opmath_type<scalar_t>;
-    dispatch_regions(KP, [&](auto regions) {
+    dispatch_regions<acc_t>(KP, [&](auto regions) {
       constexpr int RP = decltype(regions)::value;
       const auto sweep_a = sweep_a_kernel<RP, scalar_t, acc_t>;
       const size_t shared_a = sizeof(acc_t) * sweep_a_shared(RP, d.N, d.M1);

@@ -34,40 +34,14 @@ using math::max_;
 using namespace cuda_limits;
 
 constexpr unsigned kFullMask = 0xffffffffu;
+// Two resident blocks of kThreads a SM (25% occupancy) at least: caps registers at 128.
+constexpr int kMinBlocksPerSM = 2;
 
 __device__ __forceinline__ int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
 template <typename acc_t>
 __device__ __forceinline__ acc_t minus_infinity() {
   return -std::numeric_limits<acc_t>::infinity();
-}
-
-// Every thread's v[KP] becomes the block's maximum (kMax) or sum of v, in every thread.
-// scratch: kWarps x KP in shared memory.
-template <bool kMax, int KP, typename acc_t>
-__device__ __forceinline__ void block_allreduce(acc_t (&v)[KP], acc_t* scratch) {
-  const int lane = threadIdx.x % kWarpSize, warp = threadIdx.x / kWarpSize;
-  MSCA_UNROLL
-  for (int k = 0; k < KP; ++k) {
-    MSCA_UNROLL
-    for (int offset = kWarpSize / 2; offset > 0; offset /= 2) {
-      const acc_t other = __shfl_xor_sync(kFullMask, v[k], offset);
-      v[k] = kMax ? max_(v[k], other) : v[k] + other;
-    }
-  }
-  if (lane == 0) {
-    MSCA_UNROLL
-    for (int k = 0; k < KP; ++k) scratch[warp * KP + k] = v[k];
-  }
-  __syncthreads();
-  MSCA_UNROLL
-  for (int k = 0; k < KP; ++k) {
-    acc_t r = scratch[k];
-    MSCA_UNROLL
-    for (int w = 1; w < kWarps; ++w) r = kMax ? max_(r, scratch[w * KP + k]) : r + scratch[w * KP + k];
-    v[k] = r;
-  }
-  __syncthreads();  // the scratch is reused by the next reduction
 }
 
 // y[k] += sum_c w_t[c][k] x[c]   (w_t: C x KP, the same for every thread: broadcast loads)
@@ -130,97 +104,86 @@ __device__ __forceinline__ void accumulate_rows(int R, const Rows& row, const ac
 }
 
 // Pass 1: block (j, b) reduces exemplar pixels [j * chunk, (j + 1) * chunk) of batch element
-// b to a partial (max m, sum s, accumulator acc = sum_p Fx2[n][p] exp(S[k][p] - m[k])).
-// phi_t: C2 x KP. part_m, part_s: (B, chunks, KP); part_acc: (B, chunks, N, KP).
+// b to a partial: running max m, sum s = sum_p exp(S[k][p] - m[k]) and accumulator
+// acc = sum_p Fx2[n][p] exp(S[k][p] - m[k]). phi_t: C2 x KP.
+// part_m: (B, chunks, KP); part_acc: (B, chunks, N + 1, KP), row N holding s.
 template <int KP, typename in_t, typename acc_t>
-__global__ void __launch_bounds__(kThreads) aggregate_kernel(Dims d, int64_t chunk, const in_t* fx2,
-                                                             const in_t* fc2, const acc_t* phi_t, acc_t* part_m,
-                                                             acc_t* part_s, acc_t* part_acc) {
+__global__ void __launch_bounds__(kThreads, kMinBlocksPerSM) aggregate_kernel(Dims d, int64_t chunk, const in_t* fx2,
+                                                                              const in_t* fc2, const acc_t* phi_t,
+                                                                              acc_t* part_m, acc_t* part_acc) {
   MSCA_DYNAMIC_SHARED(smem);
-  acc_t* tile = reinterpret_cast<acc_t*>(smem);  // KP x kTileStride: probabilities
-  acc_t* scratch = tile + KP * kTileStride;      // kWarps x KP
-  acc_t* rescale = scratch + reduce_scratch(KP); // KP
-  acc_t* acc = rescale + KP;                     // N x KP
-  const int tid = threadIdx.x, N = static_cast<int>(d.N), M2 = static_cast<int>(d.M2);
+  acc_t* tile = reinterpret_cast<acc_t*>(smem);  // KP x kTileStride: logits, then probabilities
+  acc_t* m = tile + KP * kTileStride;            // KP running max
+  acc_t* rescale = m + KP;                       // KP: exp(m_old - m_new)
+  acc_t* acc = rescale + KP;                     // (N + 1) x KP
+  const int tid = threadIdx.x, lane = tid % kWarpSize, warp = tid / kWarpSize;
+  const int N = static_cast<int>(d.N), M2 = static_cast<int>(d.M2);
   const int64_t b = blockIdx.y, j = blockIdx.x, P2 = d.P2;
   const in_t* x = fx2 + b * N * P2;
   const in_t* c = fc2 + b * M2 * P2;
-  for (int e = tid; e < N * KP; e += kThreads) acc[e] = acc_t(0);
-  acc_t m[KP], s[KP];  // running max and sum: the same values in every thread
-  MSCA_UNROLL
-  for (int k = 0; k < KP; ++k) {
-    m[k] = minus_infinity<acc_t>();
-    s[k] = acc_t(0);
-  }
+  for (int e = tid; e < (N + 1) * KP; e += kThreads) acc[e] = acc_t(0);
+  if (tid < KP) m[tid] = minus_infinity<acc_t>();
   const int64_t start = j * chunk, end = min64(P2, start + chunk);
   for (int64_t t0 = start; t0 < end; t0 += kThreads) {
     const int L = static_cast<int>(min64(kThreads, end - t0));
     const int64_t p = t0 + tid;
-    acc_t y[KP], reduced[KP];
-    MSCA_UNROLL
-    for (int k = 0; k < KP; ++k) y[k] = tid < L ? acc_t(0) : minus_infinity<acc_t>();
-    if (tid < L) {
-      project_add<KP>(phi_t, N, x + p, P2, y);
-      project_add<KP>(phi_t + N * KP, M2, c + p, P2, y);
-    }
-    MSCA_UNROLL
-    for (int k = 0; k < KP; ++k) reduced[k] = y[k];
-    block_allreduce<true>(reduced, scratch);  // tile max
-    acc_t scale[KP];
-    MSCA_UNROLL
-    for (int k = 0; k < KP; ++k) {
-      const acc_t m_new = max_(m[k], reduced[k]);
-      scale[k] = exp_(m[k] - m_new);  // 0 on the first tile (m = -inf)
-      m[k] = m_new;
-      y[k] = exp_(y[k] - m_new);      // 0 past the end of the chunk
-      reduced[k] = y[k];
-    }
-    block_allreduce<false>(reduced, scratch);  // tile sum
-    MSCA_UNROLL
-    for (int k = 0; k < KP; ++k) {
-      s[k] = s[k] * scale[k] + reduced[k];
-      tile[k * kTileStride + tid] = y[k];
-    }
-    if (tid == 0) {
+    {
+      acc_t y[KP];
       MSCA_UNROLL
-      for (int k = 0; k < KP; ++k) rescale[k] = scale[k];
+      for (int k = 0; k < KP; ++k) y[k] = tid < L ? acc_t(0) : minus_infinity<acc_t>();
+      if (tid < L) {
+        project_add<KP>(phi_t, N, x + p, P2, y);
+        project_add<KP>(phi_t + N * KP, M2, c + p, P2, y);
+      }
+      MSCA_UNROLL
+      for (int k = 0; k < KP; ++k) tile[k * kTileStride + tid] = y[k];
     }
+    __syncthreads();
+    // Tile max of each row by one warp each (warp shuffles): the new running max.
+    for (int k = warp; k < KP; k += kWarps) {
+      acc_t top = tile[k * kTileStride + lane];
+      for (int l = lane + kWarpSize; l < kThreads; l += kWarpSize) top = max_(top, tile[k * kTileStride + l]);
+      MSCA_UNROLL
+      for (int offset = kWarpSize / 2; offset > 0; offset /= 2) top = max_(top, __shfl_xor_sync(kFullMask, top, offset));
+      if (lane == 0) {
+        const acc_t m_new = max_(m[k], top);
+        rescale[k] = exp_(m[k] - m_new);  // 0 on the first tile (m = -inf)
+        m[k] = m_new;
+      }
+    }
+    __syncthreads();
+    MSCA_UNROLL
+    for (int k = 0; k < KP; ++k) tile[k * kTileStride + tid] = exp_(tile[k * kTileStride + tid] - m[k]);
+    for (int e = tid; e < (N + 1) * KP; e += kThreads) acc[e] *= rescale[e % KP];
 #ifndef MSCA_MUTANT_SKIP_BARRIER  // defined only by the test that proves the emulation catches its absence
     __syncthreads();
 #endif
-    for (int e = tid; e < N * KP; e += kThreads) acc[e] *= rescale[e % KP];
-    accumulate_rows<KP>(N, [&](int r) { return x + r * P2 + t0; }, tile, L, acc);
-    __syncthreads();  // the tile and rescale are rewritten by the next tile
+    accumulate_rows<KP>(N + 1, [&](int r) { return r < N ? x + r * P2 + t0 : nullptr; }, tile, L, acc);
+    __syncthreads();  // the tile is rewritten by the next tile
   }
   const int64_t task = b * gridDim.x + j;
-  if (tid == 0) {
-    MSCA_UNROLL
-    for (int k = 0; k < KP; ++k) {
-      part_m[task * KP + k] = m[k];
-      part_s[task * KP + k] = s[k];
-    }
-  }
-  for (int e = tid; e < N * KP; e += kThreads) part_acc[task * N * KP + e] = acc[e];
+  if (tid < KP) part_m[task * KP + tid] = m[tid];
+  for (int e = tid; e < (N + 1) * KP; e += kThreads) part_acc[task * (N + 1) * KP + e] = acc[e];
 }
 
 // Merges the chunks of batch element b (one block each): lse (B, KP) and V (B, N, KP).
-// weights: (B, KP, chunks) scratch.
+// weights: (B, KP, chunks) scratch; part_acc rows as aggregate_kernel writes them.
 template <typename acc_t>
 __global__ void __launch_bounds__(kThreads) combine_kernel(Dims d, int KP, int chunks, const acc_t* part_m,
-                                                           const acc_t* part_s, const acc_t* part_acc,
-                                                           acc_t* weights, acc_t* v, acc_t* lse) {
+                                                           const acc_t* part_acc, acc_t* weights, acc_t* v,
+                                                           acc_t* lse) {
   const int tid = threadIdx.x, N = static_cast<int>(d.N);
-  const int64_t b = blockIdx.x;
+  const int64_t b = blockIdx.x, rows = (N + 1) * int64_t(KP);
   acc_t* w = weights + b * KP * chunks;
   for (int k = tid; k < KP; k += kThreads) {
-    const int64_t first = b * chunks * KP + k;
-    lse[b * KP + k] = math::combine_partials(part_m + first, part_s + first, KP, chunks, w + k * chunks);
+    const acc_t* sums = part_acc + b * chunks * rows + N * KP + k;
+    lse[b * KP + k] = math::combine_partials(part_m + b * chunks * KP + k, sums, KP, rows, chunks, w + k * chunks);
   }
   __syncthreads();
   for (int e = tid; e < N * KP; e += kThreads) {
     const int k = e % KP;
     acc_t sum = acc_t(0);
-    for (int jj = 0; jj < chunks; ++jj) sum += part_acc[(b * chunks + jj) * N * KP + e] * w[k * chunks + jj];
+    for (int jj = 0; jj < chunks; ++jj) sum += part_acc[(b * chunks + jj) * rows + e] * w[k * chunks + jj];
     v[b * N * KP + e] = sum;
   }
 }
@@ -228,7 +191,7 @@ __global__ void __launch_bounds__(kThreads) combine_kernel(Dims d, int KP, int c
 // Pass 2: one thread per target pixel, out[n] = sum_k vt[n][k] beta[k].
 // psi_t: M1 x KP, bias: KP, vt: (B, N, KP) = V o gate.
 template <int KP, typename in_t, typename acc_t>
-__global__ void __launch_bounds__(kThreads) distribute_kernel(Dims d, const in_t* fc1, const acc_t* psi_t,
+__global__ void __launch_bounds__(kThreads, kMinBlocksPerSM) distribute_kernel(Dims d, const in_t* fc1, const acc_t* psi_t,
                                                               const acc_t* bias, const acc_t* vt, in_t* out) {
   const int64_t b = blockIdx.y, p = blockIdx.x * int64_t(kThreads) + threadIdx.x;
   if (p >= d.P1) return;
@@ -243,7 +206,7 @@ __global__ void __launch_bounds__(kThreads) distribute_kernel(Dims d, const in_t
 // [j * chunk, ...) the rows [dVt (N x KP); dpsi^T (M1 x KP); dbias (1 x KP)] into
 // part: (B, chunks, N + M1 + 1, KP). vt: (B, N, KP) = V o gate.
 template <int KP, typename in_t, typename acc_t>
-__global__ void __launch_bounds__(kThreads) sweep_a_kernel(Dims d, int64_t chunk, const in_t* dout,
+__global__ void __launch_bounds__(kThreads, kMinBlocksPerSM) sweep_a_kernel(Dims d, int64_t chunk, const in_t* dout,
                                                            const in_t* fc1, const acc_t* psi_t, const acc_t* bias,
                                                            const acc_t* vt, in_t* dfc1, acc_t* part) {
   MSCA_DYNAMIC_SHARED(smem);
@@ -292,7 +255,7 @@ __global__ void __launch_bounds__(kThreads) sweep_a_kernel(Dims d, int64_t chunk
 // dphi^T (C2 x KP) over its pixels into part: (B, chunks, C2, KP).
 // phi_t: C2 x KP; lse, delta: (B, KP); dv: (B, N, KP) = dVt o gate.
 template <int KP, typename in_t, typename acc_t>
-__global__ void __launch_bounds__(kThreads) sweep_b_kernel(Dims d, int64_t chunk, const in_t* fx2,
+__global__ void __launch_bounds__(kThreads, kMinBlocksPerSM) sweep_b_kernel(Dims d, int64_t chunk, const in_t* fx2,
                                                            const in_t* fc2, const acc_t* phi_t, const acc_t* lse,
                                                            const acc_t* dv, const acc_t* delta, in_t* dfx2,
                                                            in_t* dfc2, acc_t* part) {

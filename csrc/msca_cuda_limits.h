@@ -12,16 +12,15 @@ constexpr int kThreads = 256;  // threads (pixels) per block
 constexpr int kWarpSize = 32;
 constexpr int kWarps = kThreads / kWarpSize;
 constexpr int kTileStride = kThreads + 1;  // K x kThreads tiles, rows one word apart in the banks
-constexpr int64_t kMaxRegions = 32;
+// Regions a kernel serves: 32, or 16 in float64, whose per-thread arrays of 32 doubles
+// would not fit the 128 registers a thread may use at two blocks a SM.
+constexpr int64_t max_regions(int64_t element_size) { return element_size == 8 ? 16 : 32; }
 
 // K padded to the kernels' template parameter (8, 16 or 32).
 constexpr int padded_regions(int64_t K) { return K <= 8 ? 8 : K <= 16 ? 16 : 32; }
 
 // Dynamic shared memory of each kernel, in elements of the accumulation type.
-constexpr int64_t reduce_scratch(int KP) { return int64_t(kWarps) * KP; }
-constexpr int64_t aggregate_shared(int KP, int64_t N) {
-  return int64_t(KP) * kTileStride + reduce_scratch(KP) + KP + N * KP;
-}
+constexpr int64_t aggregate_shared(int KP, int64_t N) { return int64_t(KP) * kTileStride + 2 * KP + (N + 1) * KP; }
 constexpr int64_t sweep_a_shared(int KP, int64_t N, int64_t M1) {
   return 2 * int64_t(KP) * kTileStride + (N + M1 + 1) * KP;
 }

@@ -40,12 +40,12 @@ std::vector<int64_t> cuda_shared_bytes(int64_t N, int64_t M2, int64_t M1, int64_
           element_size * sweep_b_shared(KP, N + M2)};
 }
 
-int64_t cuda_max_regions() { return cuda_limits::kMaxRegions; }
+int64_t cuda_max_regions(int64_t element_size) { return cuda_limits::max_regions(element_size); }
 
 TORCH_LIBRARY(msca_fast, m) {
   // Limits of the CUDA kernels (csrc/msca_cuda_limits.h), for every build.
   m.def("cuda_shared_bytes(int N, int M2, int M1, int K, int element_size) -> int[]", &cuda_shared_bytes);
-  m.def("cuda_max_regions() -> int", &cuda_max_regions);
+  m.def("cuda_max_regions(int element_size) -> int", &cuda_max_regions);
   // Whether this build compiled the CUDA kernels (they can only run where a GPU is).
   m.def("built_with_cuda() -> bool", &built_with_cuda);
   // Fused forward: out (B,N,H1,W1), V (B,N,K) fp32, lse (B,K) fp32 of the spatial softmax.

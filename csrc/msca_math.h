@@ -250,20 +250,20 @@ MSCA_HD void softmax_rows_backward(const acc_t* __restrict__ p, acc_t* __restric
 }
 
 // Merges the partial spatial softmax states of `chunks` pixel ranges for one row k:
-// m[j], s[j] are chunk j's running max and sum. Writes weight[j] = exp(m[j] - M) / L_total
-// (what chunk j's accumulator is multiplied by) and returns lse = M + log(L_total).
+// m[j * m_stride], s[j * s_stride] are chunk j's running max and sum. Returns
+// lse = M + log(L_total) and writes weight[j] = exp(m[j] - lse) = exp(m[j] - M) / L_total,
+// what chunk j's accumulator is multiplied by (no division: on a GPU a float64 division
+// calls a subroutine that needs a stack frame).
 template <typename acc_t>
-MSCA_HD acc_t combine_partials(const acc_t* m, const acc_t* s, int64_t stride, int chunks,
+MSCA_HD acc_t combine_partials(const acc_t* m, const acc_t* s, int64_t m_stride, int64_t s_stride, int chunks,
                                acc_t* weight) {
   acc_t big = m[0];
-  for (int j = 1; j < chunks; ++j) big = max_(big, m[j * stride]);
+  for (int j = 1; j < chunks; ++j) big = max_(big, m[j * m_stride]);
   acc_t total = acc_t(0);
-  for (int j = 0; j < chunks; ++j) {
-    weight[j] = exp_(m[j * stride] - big);
-    total += s[j * stride] * weight[j];
-  }
-  for (int j = 0; j < chunks; ++j) weight[j] /= total;
-  return big + std::log(total);
+  for (int j = 0; j < chunks; ++j) total += s[j * s_stride] * exp_(m[j * m_stride] - big);
+  const acc_t lse = big + std::log(total);
+  for (int j = 0; j < chunks; ++j) weight[j] = exp_(m[j * m_stride] - lse);
+  return lse;
 }
 
 }  // namespace math

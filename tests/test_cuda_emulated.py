@@ -44,12 +44,25 @@ def regions_shape(k):
 
 @pytest.mark.parametrize("k", range(1, 33))
 def test_every_region_count_matches_reference(k):
-    compare_to_reference(inputs_for(regions_shape(k)), BACKEND, 1e-12, 1e-11)
+    """float64 where the kernels serve it (K <= 16), float32 above."""
+    if k <= 16:
+        compare_to_reference(inputs_for(regions_shape(k)), BACKEND, 1e-12, 1e-11)
+    else:
+        compare_to_reference(inputs_for(regions_shape(k), torch.float32), BACKEND, 2e-6, 2e-5)
 
 
-@pytest.mark.parametrize("shape", SHAPES.values(), ids=SHAPES.keys())
+FLOAT64_SHAPES = {name: shape for name, shape in SHAPES.items() if shape[4] <= 16}
+
+
+@pytest.mark.parametrize("shape", FLOAT64_SHAPES.values(), ids=FLOAT64_SHAPES.keys())
 def test_float64_matches_reference(shape):
     compare_to_reference(inputs_for(shape), BACKEND, 1e-12, 1e-11)
+
+
+def test_float64_beyond_16_regions_is_declined_by_name():
+    """Arrays of 32 doubles a thread would not fit in registers: declined before any launch."""
+    with pytest.raises(ValueError, match="K = 17 exceeds the CUDA kernels' limit of 16 in torch.float64"):
+        call(lambda *a: msca(*a, backend=BACKEND), inputs_for(regions_shape(17)))
 
 
 @pytest.mark.parametrize("shape", SHAPES.values(), ids=SHAPES.keys())

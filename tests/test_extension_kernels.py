@@ -184,7 +184,7 @@ def test_cuda_kernels_registered_when_built_with_cuda():
 def test_cuda_kernels_decline_what_shared_memory_cannot_hold():
     """With up to 227 KiB of shared memory a block (an H100's opt-in limit, which the
     emulated device has too), N = 512 and K = 32 are served with gradients in float32;
-    N = 2048 in float64 is declined before any launch, naming the stage."""
+    N = 4096 is declined before any launch, naming the stage."""
 
     def problem(dtype, n, k, requires_grad):
         return Problem("msca", torch.device("cpu"), dtype, 2, n, 200, 200, k, 4096, 4096, requires_grad)
@@ -194,7 +194,7 @@ def test_cuda_kernels_decline_what_shared_memory_cannot_hold():
 
     assert why_not(problem(torch.float32, 512, 32, requires_grad=True)) is None
     assert cuda_shared_bytes(problem(torch.float32, 512, 32, True))["forward"] > 48 * 1024
-    big = problem(torch.float64, 2048, 32, requires_grad=False)
+    big = problem(torch.float32, 4096, 32, requires_grad=False)
     assert cuda_shared_bytes(big)["forward"] > 227 * 1024
     assert "forward" in why_not(big)
     assert why_not(problem(torch.float32, 64, 33, requires_grad=False)).startswith("K = 33")

@@ -34,10 +34,23 @@ void set_max_dynamic_shared(Kernel kernel, size_t bytes) {
 
 #include "msca_cuda_driver.h"
 
+// The op namespace and module name: msca_fast_emulated in msca_fast._C_cuda_emulated; the
+// test-only builds of deliberately broken kernels (tests/test_cuda_emulation_bites.py)
+// choose their own, so that they load beside it.
+#ifndef MSCA_EMULATED_NAMESPACE
+#define MSCA_EMULATED_NAMESPACE msca_fast_emulated
+#endif
+#define MSCA_CONCAT_(a, b) a##b
+#define MSCA_CONCAT(a, b) MSCA_CONCAT_(a, b)
+#define MSCA_STRING_(a) #a
+#define MSCA_STRING(a) MSCA_STRING_(a)
+#define MSCA_TORCH_LIBRARY(ns, m) TORCH_LIBRARY(ns, m)
+#define MSCA_TORCH_LIBRARY_IMPL(ns, key, m) TORCH_LIBRARY_IMPL(ns, key, m)
+
 extern "C" {
-PyObject* PyInit__C_cuda_emulated(void) {
-  static struct PyModuleDef module_def = {
-      PyModuleDef_HEAD_INIT, "_C_cuda_emulated", "msca_fast CUDA kernels run on the CPU by emulation", -1, nullptr};
+PyObject* MSCA_CONCAT(PyInit_, TORCH_EXTENSION_NAME)(void) {
+  static struct PyModuleDef module_def = {PyModuleDef_HEAD_INIT, MSCA_STRING(TORCH_EXTENSION_NAME),
+                                          "msca_fast CUDA kernels run on the CPU by emulation", -1, nullptr};
   return PyModule_Create(&module_def);
 }
 }
@@ -46,7 +59,7 @@ namespace msca_fast {
 
 int64_t shared_memory_per_block_optin() { return msca_emu::device_properties().sharedMemPerBlockOptin; }
 
-TORCH_LIBRARY(msca_fast_emulated, m) {
+MSCA_TORCH_LIBRARY(MSCA_EMULATED_NAMESPACE, m) {
   // The emulated device's limit for one block's dynamic shared memory, in bytes.
   m.def("shared_memory_per_block_optin() -> int", &shared_memory_per_block_optin);
   m.def(
@@ -58,7 +71,7 @@ TORCH_LIBRARY(msca_fast_emulated, m) {
       "(Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor)");
 }
 
-TORCH_LIBRARY_IMPL(msca_fast_emulated, CPU, m) {
+MSCA_TORCH_LIBRARY_IMPL(MSCA_EMULATED_NAMESPACE, CPU, m) {
   m.impl("msca_forward", &cuda_driver::msca_forward);
   m.impl("msca_backward", &cuda_driver::msca_backward);
 }

@@ -123,11 +123,16 @@ def _not_fused(*args, **kwargs):
     raise RuntimeError("the extension backends implement the fused op only")
 
 
+def _accumulator_bytes(dtype: torch.dtype) -> int:
+    """Bytes of the kernels' accumulation type: double for float64, float otherwise."""
+    return 8 if dtype == torch.float64 else 4
+
+
 def cuda_shared_bytes(problem: Problem) -> dict[str, int]:
     """Dynamic shared memory a block of each CUDA kernel needs for ``problem``, in bytes:
     {"forward": ..., "backward": ...} (the larger of the backward's two sweeps), as
     csrc/msca_cuda_limits.h computes it."""
-    element = 8 if problem.dtype == torch.float64 else 4
+    element = _accumulator_bytes(problem.dtype)
     forward, sweep_a, sweep_b = torch.ops.msca_fast.cuda_shared_bytes(
         problem.image_channels,
         problem.exemplar_label_channels,
@@ -147,9 +152,9 @@ def _shared_memory_optin(device_type: str, device: torch.device) -> int:
 def _cuda_limits(problem: Problem, device_type: str) -> str | None:
     """Why the CUDA kernels (on a GPU or emulated) cannot hold ``problem``, or None."""
     k = problem.num_regions
-    max_regions = torch.ops.msca_fast.cuda_max_regions()
+    max_regions = torch.ops.msca_fast.cuda_max_regions(_accumulator_bytes(problem.dtype))
     if k > max_regions:
-        return f"K = {k} exceeds the CUDA kernels' limit of {max_regions}"
+        return f"K = {k} exceeds the CUDA kernels' limit of {max_regions} in {problem.dtype}"
     shared = cuda_shared_bytes(problem)
     optin = _shared_memory_optin(device_type, problem.device)
     for stage in ("forward", "backward") if problem.requires_grad else ("forward",):
