@@ -9,9 +9,11 @@ run whenever a GPU is present (and triton is not interpreting).
 """
 
 import dataclasses
+import itertools
+import math
 import multiprocessing
 import os
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 import pytest
 import torch
@@ -165,6 +167,44 @@ def test_float16_gradients_at_an_exemplar_with_subnormal_attention(interpreter):
     assert rel_rms(small_grads["phi_weight"], truth["phi_weight"]) < 3 * rounding["phi_weight"]
     for name in ("fx2", "fc2"):
         assert rel_rms(small_grads[name], truth[name]) < 1.05 * rounding[name], name
+
+
+def _gpu_sizes():
+    """The GPU's tile sizes, also in the interpreter."""
+    kernels = triton_backend.kernels
+    return kernels.gpu_configs_interpreted(0) if triton_backend.INTERPRETED else nullcontext()
+
+
+@pytest.mark.parametrize("sms", [108, 132], ids=["A100", "H100"])
+def test_backward_partials_stay_small_at_large_shapes(sms):
+    """One float32 slot per program, not per tile: below 5% of the inputs' bytes in bfloat16
+    (the worst dtype for the ratio) on every large shape. Per tile, B=16, 1024x1024, N=512,
+    M=200, K=32 needed 48 GB of partial sums."""
+    with _gpu_sizes():
+        for batch, side, n, m, k in itertools.product([1, 4, 16], [512, 1024], [64, 256, 512], [16, 200], [8, 16, 32]):
+            pixels = side * side
+            if batch * pixels < 2**20:
+                continue
+            shapes = triton_backend.backward_partial_shapes(batch, n, m, m, k, pixels, pixels, sms)
+            partial_bytes = 4 * sum(math.prod(shape) for shape in shapes.values())
+            input_bytes = 2 * batch * pixels * (n + 2 * m)
+            assert partial_bytes < 0.05 * input_bytes, (batch, side, n, m, k, partial_bytes / input_bytes)
+
+
+def test_backward_allocates_the_partials_it_reports(interpreter, monkeypatch):
+    launched = {}
+    real_launch = triton_backend._launch
+
+    def recording_launch(kernel, grid, **args):
+        launched.update({name: tuple(t.shape) for name, t in args.items() if name.startswith("part_d")})
+        real_launch(kernel, grid, **args)
+
+    monkeypatch.setattr(triton_backend, "_launch", recording_launch)
+    batch, n, m2, m1, k, h2, w2, h1, w1 = SHAPES["chunks"]
+    forward_and_grads(triton_msca, inputs_for(SHAPES["chunks"]), torch.randn(batch, n, h1, w1))
+    expected = triton_backend.backward_partial_shapes(batch, n, m2, m1, k, h2 * w2, h1 * w1, None)
+    assert launched == {f"part_{name}": shape for name, shape in expected.items()}
+    assert expected["dphi"][1] > 1 and expected["dvt"][1] > 1, "the test shape should span several splits"
 
 
 def test_gpu_configs_run_in_the_interpreter(interpreter):

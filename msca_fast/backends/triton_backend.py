@@ -33,10 +33,15 @@ from msca_fast.backends.registry import Backend, register_backend
 from msca_fast.reference import is_channels_last
 from msca_fast.validation import Problem
 
-__all__ = ["set_fp32_dot_precision", "import_error", "INTERPRETED", "MAX_K"]
+__all__ = ["set_fp32_dot_precision", "backward_partial_shapes", "import_error", "INTERPRETED", "MAX_K"]
 
 _TILES_PER_SPLIT_INTERPRETED = 2  # small, so the tests' images span several splits
 _MIN_TILES_PER_SPLIT_GPU = 2
+# Programs per SM that a pass over many tiles is split into: a few waves of the forward's
+# aggregate; one wave of the backward sweeps, of which no more than two fit on an SM (their
+# registers) and whose float32 partial sums scale with the number of programs.
+_FORWARD_PROGRAMS_PER_SM = 4
+_BACKWARD_PROGRAMS_PER_SM = 2
 _TRITON_DTYPE_NAMES = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}
 _SERVED_DTYPES = tuple(_TRITON_DTYPE_NAMES)
 _INT32_LIMIT = 2**31
@@ -119,15 +124,39 @@ def _strides(prefix: str, t: Tensor) -> dict[str, int]:
     return {f"{prefix}b": t.stride(0), f"{prefix}c": t.stride(1), f"{prefix}p": t.stride(2)}
 
 
-def _split_length(pixels: int, batch: int, block: int, device: torch.device) -> int:
-    """Pixels per split of forward pass 1: whole tiles, and enough splits to fill the GPU."""
+def _multiprocessors(device: torch.device) -> int | None:
+    """The number of SMs of ``device``'s GPU; None in the interpreter."""
+    if device.type != "cuda":
+        return None
+    return torch.cuda.get_device_properties(device).multi_processor_count
+
+
+def _split_length(pixels: int, batch: int, block: int, sms: int | None, per_sm: int) -> int:
+    """Pixels per split of a kernel that loops over tiles: whole tiles, and enough splits for
+    ``per_sm`` programs per SM over the batch (in the interpreter: two tiles per split)."""
     tiles = _cdiv(pixels, block)
-    if device.type == "cuda":
-        programs = 4 * torch.cuda.get_device_properties(device).multi_processor_count
-        splits = max(1, min(programs // batch, _cdiv(tiles, _MIN_TILES_PER_SPLIT_GPU)))
+    if sms is not None:
+        splits = max(1, min(per_sm * sms // batch, _cdiv(tiles, _MIN_TILES_PER_SPLIT_GPU)))
     else:
         splits = _cdiv(tiles, _TILES_PER_SPLIT_INTERPRETED)
     return block * _cdiv(tiles, splits)
+
+
+def backward_partial_shapes(
+    batch: int, n: int, m2: int, m1: int, k: int, p2: int, p1: int, sms: int | None
+) -> dict[str, tuple[int, ...]]:
+    """Shapes of the float32 partial sums the backward allocates on a GPU of ``sms`` SMs (None:
+    the interpreter): one slot per program of sweep A (over the P1 target pixels) and of sweep
+    B (over the P2 exemplar pixels)."""
+    per_sm = _BACKWARD_PROGRAMS_PER_SM
+    splits_a = _cdiv(p1, _split_length(p1, batch, kernels.block_p("sweep_a"), sms, per_sm))
+    splits_b = _cdiv(p2, _split_length(p2, batch, kernels.block_p("sweep_b"), sms, per_sm))
+    return {
+        "dvt": (batch, splits_a, n, k),
+        "dpsi": (batch, splits_a, k, m1),
+        "dbias": (batch, splits_a, k),
+        "dphi": (batch, splits_b, n + m2, k),
+    }
 
 
 def _device_guard(device: torch.device):
@@ -178,7 +207,7 @@ def _forward_on_device(fx2, fc2, fc1, phi, psi, psi_bias, gate) -> tuple[Tensor,
     f32 = {"dtype": torch.float32, "device": fx2.device}
 
     block = kernels.block_p("aggregate")
-    split_len = _split_length(p2, batch, block, fx2.device)
+    split_len = _split_length(p2, batch, block, _multiprocessors(fx2.device), _FORWARD_PROGRAMS_PER_SM)
     splits = _cdiv(p2, split_len)
     part_m = torch.empty(batch, splits, bk, **f32)
     part_l = torch.empty(batch, splits, bk, **f32)
@@ -267,16 +296,19 @@ def _backward_on_device(grad_out, fx2, fc2, fc1, phi, psi, psi_bias, gate, v, ls
     dots = _dot_options(fx2.dtype)
     f32 = {"dtype": torch.float32, "device": fx2.device}
 
+    sms = _multiprocessors(fx2.device)
+    parts = {
+        name: torch.zeros(shape, **f32)
+        for name, shape in backward_partial_shapes(batch, n, m2, m1, k, p2, p1, sms).items()
+    }
+
     dfc1 = _new_map(fc1, fc1.shape)
     d_c1 = _pixels(dfc1)
     block = kernels.block_p("sweep_a")
-    tiles = _cdiv(p1, block)
-    part_dvt = torch.empty(batch, tiles, n, bk, **f32)
-    part_dpsi = torch.empty(batch, tiles, bk, m1, **f32)
-    part_dbias = torch.empty(batch, tiles, bk, **f32)
+    split_len = _split_length(p1, batch, block, sms, _BACKWARD_PROGRAMS_PER_SM)
     _launch(
         "sweep_a",
-        (tiles, batch),
+        (_cdiv(p1, split_len), batch),
         grad_out=go,
         fc1=c1,
         psi=psi_c,
@@ -284,13 +316,14 @@ def _backward_on_device(grad_out, fx2, fc2, fc1, phi, psi, psi_bias, gate, v, ls
         v=v,
         gate=gate_c,
         dfc1=d_c1,
-        part_dvt=part_dvt,
-        part_dpsi=part_dpsi,
-        part_dbias=part_dbias,
+        part_dvt=parts["dvt"],
+        part_dpsi=parts["dpsi"],
+        part_dbias=parts["dbias"],
         N=n,
         M=m1,
         K=k,
         P=p1,
+        split_len=split_len,
         **_strides("s_g", go),
         **_strides("s_c", c1),
         **_strides("s_d", d_c1),
@@ -299,21 +332,20 @@ def _backward_on_device(grad_out, fx2, fc2, fc1, phi, psi, psi_bias, gate, v, ls
         **dots,
     )
     # (B,N,K) and (B,K) algebra: too small for a kernel of its own.
-    dvt = part_dvt.sum(1)[..., :k]
+    dvt = parts["dvt"].sum(1)
     dv = dvt * gate_c.float()[:, None, :]
     dgate = (dvt * v).sum(1)
     delta = (dv * v).sum(1)
-    dpsi = part_dpsi.sum((0, 1))[:k]
-    dbias = part_dbias.sum((0, 1))[:k]
+    dpsi = parts["dpsi"].sum((0, 1))
+    dbias = parts["dbias"].sum((0, 1))
 
     dfx2, dfc2 = _new_map(fx2, fx2.shape), _new_map(fc2, fc2.shape)
     d_x, d_c2 = _pixels(dfx2), _pixels(dfc2)
     block = kernels.block_p("sweep_b")
-    tiles = _cdiv(p2, block)
-    part_dphi = torch.empty(batch, tiles, n + m2, bk, **f32)
+    split_len = _split_length(p2, batch, block, sms, _BACKWARD_PROGRAMS_PER_SM)
     _launch(
         "sweep_b",
-        (tiles, batch),
+        (_cdiv(p2, split_len), batch),
         fx2=x,
         fc2=c2,
         phi=phi_c,
@@ -322,11 +354,12 @@ def _backward_on_device(grad_out, fx2, fc2, fc1, phi, psi, psi_bias, gate, v, ls
         delta=delta,
         dfx2=d_x,
         dfc2=d_c2,
-        part_dphi=part_dphi,
+        part_dphi=parts["dphi"],
         N=n,
         M=m2,
         K=k,
         P=p2,
+        split_len=split_len,
         **_strides("s_x", x),
         **_strides("s_c", c2),
         **_strides("s_dx", d_x),
@@ -335,7 +368,7 @@ def _backward_on_device(grad_out, fx2, fc2, fc1, phi, psi, psi_bias, gate, v, ls
         BLOCK_P=block,
         **dots,
     )
-    dphi = part_dphi.sum((0, 1))[:, :k].t().contiguous()
+    dphi = parts["dphi"].sum((0, 1)).t().contiguous()
 
     return (
         dfx2,

@@ -12,8 +12,8 @@ Kernels, in launch order:
                                           exemplar pixels -> per-split (m, l, acc) partials
               msca_fwd_kernel_combine     grid (N chunks, B): partials -> V (B,N,K), lse (B,K)
               msca_fwd_kernel_distribute  grid (P1 tiles, B): beta in registers, out = Vt beta
-    backward  msca_bwd_kernel_sweep_a     grid (P1 tiles, B): dFc1 and per-tile dVt, dpsi, dbias
-              msca_bwd_kernel_sweep_b     grid (P2 tiles, B): dFx2, dFc2 and per-tile dphi
+    backward  msca_bwd_kernel_sweep_a     grid (P1 splits, B): dFc1 and per-split dVt, dpsi, dbias
+              msca_bwd_kernel_sweep_b     grid (P2 splits, B): dFx2, dFc2 and per-split dphi
 
 Feature maps are read and written as (B, C, P) with arbitrary strides (so channels_last and
 other dense layouts need no copy); weights are contiguous; V, lse and every partial are
@@ -531,6 +531,7 @@ def msca_bwd_kernel_sweep_a(
     M,
     K,
     P,
+    split_len,
     s_gb,
     s_gc,
     s_gp,
@@ -547,62 +548,74 @@ def msca_bwd_kernel_sweep_a(
     DOT_PRECISION: tl.constexpr,
     UPCAST_DOTS: tl.constexpr,
 ):
-    """Backward sweep A, one tile of target pixels (grid (T, B)).
+    """Backward sweep A over one split of the target pixels (grid (S, B)), tile by tile.
 
     Recomputes beta; dVt = dOut beta^T, dbeta = Vt^T dOut, dT = beta (dbeta - sum_k beta dbeta),
-    dFc1 = psi^T dT (written, strided like dfc1), and this tile's partial sums
-    part_dvt (B,T,N,BK), part_dpsi (B,T,BK,M) = dT Fc1^T, part_dbias (B,T,BK) = sum_p dT.
+    dFc1 = psi^T dT (written, strided like dfc1), and the split's partial sums, float32:
+    part_dvt (B,S,N,K) and part_dpsi (B,S,K,M) = dT Fc1^T, which must start at zero, and
+    part_dbias (B,S,K) = sum_p dT.
     """
-    i_t, i_b = tl.program_id(0), tl.program_id(1).to(tl.int64)
-    o_slot = i_b * tl.num_programs(0) + i_t
-    o_p = i_t * BLOCK_P + tl.arange(0, BLOCK_P)
-    m_p = o_p < P
+    i_s, i_b = tl.program_id(0), tl.program_id(1).to(tl.int64)
+    o_slot = i_b * tl.num_programs(0) + i_s
     o_k = tl.arange(0, BK)
     m_k = o_k < K
     p_c = fc1 + i_b * s_cb
-    # [BK, BLOCK_P]
-    b_beta = _target_attention(
-        p_c, psi, psi_bias, o_p, m_p, o_k, m_k, M, s_cc, s_cp,
-        BK, BLOCK_P, BLOCK_C, DOT_PRECISION, UPCAST_DOTS,
-    )
-    b_beta_t = tl.trans(b_beta)
     b_g = tl.load(gate + i_b * K + o_k, mask=m_k, other=0.0).to(tl.float32)
-
-    b_dbeta = tl.zeros([BK, BLOCK_P], dtype=tl.float32)
-    for n0 in range(0, N, BLOCK_N):
-        o_n = n0 + tl.arange(0, BLOCK_N)
-        m_n = o_n < N
-        # [BLOCK_N, BLOCK_P]
-        b_do = tl.load(
-            grad_out + i_b * s_gb + o_n[:, None] * s_gc + o_p[None, :] * s_gp,
-            mask=m_n[:, None] & m_p[None, :],
-            other=0.0,
+    b_dbias = tl.zeros([BK], dtype=tl.float32)
+    p_start = i_s * split_len
+    p_end = tl.minimum(p_start + split_len, P)
+    for p0 in range(p_start, p_end, BLOCK_P):
+        o_p = p0 + tl.arange(0, BLOCK_P)
+        m_p = o_p < p_end
+        # [BK, BLOCK_P]
+        b_beta = _target_attention(
+            p_c, psi, psi_bias, o_p, m_p, o_k, m_k, M, s_cc, s_cp,
+            BK, BLOCK_P, BLOCK_C, DOT_PRECISION, UPCAST_DOTS,
         )
-        # [BK, BLOCK_N]
-        b_vt = tl.load(v + (i_b * N + o_n[None, :]) * K + o_k[:, None], mask=m_k[:, None] & m_n[None, :], other=0.0)
-        b_dbeta += _dot_fx(b_vt * b_g[:, None], b_do, DOT_PRECISION, UPCAST_DOTS)
-        # [BLOCK_N, BK]
-        b_dvt = _dot_xf(b_do, b_beta_t, DOT_PRECISION, UPCAST_DOTS)
-        tl.store(part_dvt + (o_slot * N + o_n[:, None]) * BK + o_k[None, :], b_dvt, mask=m_n[:, None])
+        b_beta_t = tl.trans(b_beta)
+        b_dbeta = tl.zeros([BK, BLOCK_P], dtype=tl.float32)
+        for n0 in range(0, N, BLOCK_N):
+            o_n = n0 + tl.arange(0, BLOCK_N)
+            m_n = o_n < N
+            # [BLOCK_N, BLOCK_P]
+            b_do = tl.load(
+                grad_out + i_b * s_gb + o_n[:, None] * s_gc + o_p[None, :] * s_gp,
+                mask=m_n[:, None] & m_p[None, :],
+                other=0.0,
+            )
+            # [BK, BLOCK_N]
+            b_vt = tl.load(v + (i_b * N + o_n[None, :]) * K + o_k[:, None], mask=m_k[:, None] & m_n[None, :], other=0.0)
+            b_dbeta += _dot_fx(b_vt * b_g[:, None], b_do, DOT_PRECISION, UPCAST_DOTS)
+            # [BLOCK_N, BK]. This program alone adds to its slot, tile after tile, in one
+            # thread per element: the sum is deterministic, and it stays in L2.
+            b_dvt = _dot_xf(b_do, b_beta_t, DOT_PRECISION, UPCAST_DOTS)
+            tl.atomic_add(
+                part_dvt + (o_slot * N + o_n[:, None]) * K + o_k[None, :], b_dvt,
+                mask=m_n[:, None] & m_k[None, :], sem="relaxed",
+            )
 
-    b_dt = b_beta * (b_dbeta - tl.sum(b_beta * b_dbeta, 0)[None, :])
-    b_dt = tl.where(m_p[None, :], b_dt, 0.0)
-    tl.store(part_dbias + o_slot * BK + o_k, tl.sum(b_dt, 1))
-    for c0 in range(0, M, BLOCK_C):
-        o_c = c0 + tl.arange(0, BLOCK_C)
-        m_c = o_c < M
-        # [BLOCK_C, BK] @ [BK, BLOCK_P]
-        b_w_t = tl.load(psi + o_k[None, :] * M + o_c[:, None], mask=m_c[:, None] & m_k[None, :], other=0.0)
-        b_dc = _dot_xf(b_w_t, b_dt, DOT_PRECISION, UPCAST_DOTS)
-        tl.store(
-            dfc1 + i_b * s_db + o_c[:, None] * s_dc + o_p[None, :] * s_dp,
-            b_dc.to(dfc1.dtype.element_ty),
-            mask=m_c[:, None] & m_p[None, :],
-        )
-        # [BK, BLOCK_P] @ [BLOCK_P, BLOCK_C]
-        b_c_t = tl.load(p_c + o_c[None, :] * s_cc + o_p[:, None] * s_cp, mask=m_p[:, None] & m_c[None, :], other=0.0)
-        b_dpsi = _dot_fx(b_dt, b_c_t, DOT_PRECISION, UPCAST_DOTS)
-        tl.store(part_dpsi + (o_slot * BK + o_k[:, None]) * M + o_c[None, :], b_dpsi, mask=m_c[None, :])
+        b_dt = b_beta * (b_dbeta - tl.sum(b_beta * b_dbeta, 0)[None, :])
+        b_dt = tl.where(m_p[None, :], b_dt, 0.0)
+        b_dbias += tl.sum(b_dt, 1)
+        for c0 in range(0, M, BLOCK_C):
+            o_c = c0 + tl.arange(0, BLOCK_C)
+            m_c = o_c < M
+            # [BLOCK_C, BK] @ [BK, BLOCK_P]
+            b_w_t = tl.load(psi + o_k[None, :] * M + o_c[:, None], mask=m_c[:, None] & m_k[None, :], other=0.0)
+            b_dc = _dot_xf(b_w_t, b_dt, DOT_PRECISION, UPCAST_DOTS)
+            tl.store(
+                dfc1 + i_b * s_db + o_c[:, None] * s_dc + o_p[None, :] * s_dp,
+                b_dc.to(dfc1.dtype.element_ty),
+                mask=m_c[:, None] & m_p[None, :],
+            )
+            # [BK, BLOCK_P] @ [BLOCK_P, BLOCK_C]
+            b_c_t = tl.load(p_c + o_c[None, :] * s_cc + o_p[:, None] * s_cp, mask=m_p[:, None] & m_c[None, :], other=0.0)
+            b_dpsi = _dot_fx(b_dt, b_c_t, DOT_PRECISION, UPCAST_DOTS)
+            tl.atomic_add(
+                part_dpsi + (o_slot * K + o_k[:, None]) * M + o_c[None, :], b_dpsi,
+                mask=m_k[:, None] & m_c[None, :], sem="relaxed",
+            )
+    tl.store(part_dbias + o_slot * K + o_k, b_dbias, mask=m_k)
 
 
 @_autotune("sweep_b", key=["N", "M", "K"])
@@ -621,6 +634,7 @@ def msca_bwd_kernel_sweep_b(
     M,
     K,
     P,
+    split_len,
     s_xb,
     s_xc,
     s_xp,
@@ -640,81 +654,90 @@ def msca_bwd_kernel_sweep_b(
     DOT_PRECISION: tl.constexpr,
     UPCAST_DOTS: tl.constexpr,
 ):
-    """Backward sweep B, one tile of exemplar pixels (grid (T, B)).
+    """Backward sweep B over one split of the exemplar pixels (grid (S, B)), tile by tile.
 
     Recomputes alpha = exp(S - lse); dalpha = dV^T Fx2, dS = alpha (dalpha - delta),
     dFx2 = phi_x^T dS + dV alpha, dFc2 = phi_c^T dS (written, strided like dfx2 / dfc2) and
-    this tile's partial part_dphi (B,T,N+M,BK) = Z dS^T. lse (B,K), dv (B,N,K) = dVt * g and
-    delta (B,K) = sum_n dV V are float32.
+    the split's partial sum part_dphi (B,S,N+M,K) = Z dS^T, float32, which must start at zero.
+    lse (B,K), dv (B,N,K) = dVt * g and delta (B,K) = sum_n dV V are float32.
     """
-    i_t, i_b = tl.program_id(0), tl.program_id(1).to(tl.int64)
-    o_slot = i_b * tl.num_programs(0) + i_t
-    o_p = i_t * BLOCK_P + tl.arange(0, BLOCK_P)
-    m_p = o_p < P
+    i_s, i_b = tl.program_id(0), tl.program_id(1).to(tl.int64)
+    o_slot = i_b * tl.num_programs(0) + i_s
     o_k = tl.arange(0, BK)
     m_k = o_k < K
     p_x = fx2 + i_b * s_xb
     p_c = fc2 + i_b * s_cb
-    # [BLOCK_P, BK]
-    b_s = _exemplar_logits_t(
-        p_x, p_c, phi, o_p, m_p, o_k, m_k, N, M, s_xc, s_xp, s_cc, s_cp,
-        BK, BLOCK_P, BLOCK_C, DOT_PRECISION, UPCAST_DOTS,
-    )
     b_lse = tl.load(lse + i_b * K + o_k, mask=m_k, other=0.0)
-    b_a = tl.where(m_p[:, None] & m_k[None, :], tl.exp(b_s - b_lse[None, :]), 0.0)
-
-    b_da = tl.zeros([BLOCK_P, BK], dtype=tl.float32)
-    for n0 in range(0, N, BLOCK_N):
-        o_n = n0 + tl.arange(0, BLOCK_N)
-        m_n = o_n < N
-        # [BLOCK_P, BLOCK_N] @ [BLOCK_N, BK]
-        b_x_t = tl.load(p_x + o_n[None, :] * s_xc + o_p[:, None] * s_xp, mask=m_p[:, None] & m_n[None, :], other=0.0)
-        b_dv = tl.load(dv + (i_b * N + o_n[:, None]) * K + o_k[None, :], mask=m_n[:, None] & m_k[None, :], other=0.0)
-        b_da += _dot_xf(b_x_t, b_dv, DOT_PRECISION, UPCAST_DOTS)
     b_delta = tl.load(delta + i_b * K + o_k, mask=m_k, other=0.0)
-    b_ds = b_a * (b_da - b_delta[None, :])
-    if fx2.dtype.element_ty == tl.float16:
-        # dS carries alpha ~ 1/P, subnormal in float16 (below 2^-14) at large exemplars: scale
-        # the tile by a power of two before its 16-bit split and undo it on the float32 dot
-        # results. Per tile, from its largest |dS|, so that peaked alphas cannot overflow.
-        ds_scale, ds_unscale = _power_of_two_scale(b_ds, 14)
-    else:
-        ds_scale, ds_unscale = 1.0, 1.0
-    b_ds = b_ds * ds_scale
+    p_start = i_s * split_len
+    p_end = tl.minimum(p_start + split_len, P)
+    for p0 in range(p_start, p_end, BLOCK_P):
+        o_p = p0 + tl.arange(0, BLOCK_P)
+        m_p = o_p < p_end
+        # [BLOCK_P, BK]
+        b_s = _exemplar_logits_t(
+            p_x, p_c, phi, o_p, m_p, o_k, m_k, N, M, s_xc, s_xp, s_cc, s_cp,
+            BK, BLOCK_P, BLOCK_C, DOT_PRECISION, UPCAST_DOTS,
+        )
+        b_a = tl.where(m_p[:, None] & m_k[None, :], tl.exp(b_s - b_lse[None, :]), 0.0)
 
-    # Image channels: dFx2 gets both the logits' and the aggregation's share.
-    for c0 in range(0, N, BLOCK_C):
-        o_c = c0 + tl.arange(0, BLOCK_C)
-        m_c = o_c < N
-        # [BK, BLOCK_C]
-        b_w = tl.load(phi + o_k[:, None] * (N + M) + o_c[None, :], mask=m_k[:, None] & m_c[None, :], other=0.0)
-        b_dv_t = tl.load(dv + (i_b * N + o_c[None, :]) * K + o_k[:, None], mask=m_k[:, None] & m_c[None, :], other=0.0)
-        # [BLOCK_P, BLOCK_C]
-        b_dz = _dot_fx(b_ds, b_w, DOT_PRECISION, UPCAST_DOTS) * ds_unscale
-        b_dz += _dot(b_a, b_dv_t, DOT_PRECISION, UPCAST_DOTS)
-        tl.store(
-            dfx2 + i_b * s_dxb + o_c[None, :] * s_dxc + o_p[:, None] * s_dxp,
-            b_dz.to(dfx2.dtype.element_ty),
-            mask=m_p[:, None] & m_c[None, :],
-        )
-        # [BLOCK_C, BLOCK_P] @ [BLOCK_P, BK]
-        b_z = tl.load(p_x + o_c[:, None] * s_xc + o_p[None, :] * s_xp, mask=m_c[:, None] & m_p[None, :], other=0.0)
-        b_dphi = _dot_xf(b_z, b_ds, DOT_PRECISION, UPCAST_DOTS) * ds_unscale
-        tl.store(part_dphi + (o_slot * (N + M) + o_c[:, None]) * BK + o_k[None, :], b_dphi, mask=m_c[:, None])
-    # Exemplar label channels.
-    for c0 in range(0, M, BLOCK_C):
-        o_c = c0 + tl.arange(0, BLOCK_C)
-        m_c = o_c < M
-        b_w = tl.load(phi + o_k[:, None] * (N + M) + N + o_c[None, :], mask=m_k[:, None] & m_c[None, :], other=0.0)
-        b_dz = _dot_fx(b_ds, b_w, DOT_PRECISION, UPCAST_DOTS) * ds_unscale
-        tl.store(
-            dfc2 + i_b * s_dcb + o_c[None, :] * s_dcc + o_p[:, None] * s_dcp,
-            b_dz.to(dfc2.dtype.element_ty),
-            mask=m_p[:, None] & m_c[None, :],
-        )
-        b_z = tl.load(p_c + o_c[:, None] * s_cc + o_p[None, :] * s_cp, mask=m_c[:, None] & m_p[None, :], other=0.0)
-        b_dphi = _dot_xf(b_z, b_ds, DOT_PRECISION, UPCAST_DOTS) * ds_unscale
-        tl.store(part_dphi + (o_slot * (N + M) + N + o_c[:, None]) * BK + o_k[None, :], b_dphi, mask=m_c[:, None])
+        b_da = tl.zeros([BLOCK_P, BK], dtype=tl.float32)
+        for n0 in range(0, N, BLOCK_N):
+            o_n = n0 + tl.arange(0, BLOCK_N)
+            m_n = o_n < N
+            # [BLOCK_P, BLOCK_N] @ [BLOCK_N, BK]
+            b_x_t = tl.load(p_x + o_n[None, :] * s_xc + o_p[:, None] * s_xp, mask=m_p[:, None] & m_n[None, :], other=0.0)
+            b_dv = tl.load(dv + (i_b * N + o_n[:, None]) * K + o_k[None, :], mask=m_n[:, None] & m_k[None, :], other=0.0)
+            b_da += _dot_xf(b_x_t, b_dv, DOT_PRECISION, UPCAST_DOTS)
+        b_ds = b_a * (b_da - b_delta[None, :])
+        if fx2.dtype.element_ty == tl.float16:
+            # dS carries alpha ~ 1/P, subnormal in float16 (below 2^-14) at large exemplars:
+            # scale the tile by a power of two before its 16-bit split and undo it on the
+            # float32 dot results. Per tile, from its largest |dS|, so no alpha can overflow.
+            ds_scale, ds_unscale = _power_of_two_scale(b_ds, 14)
+        else:
+            ds_scale, ds_unscale = 1.0, 1.0
+        b_ds = b_ds * ds_scale
+
+        # Image channels: dFx2 gets both the logits' and the aggregation's share.
+        for c0 in range(0, N, BLOCK_C):
+            o_c = c0 + tl.arange(0, BLOCK_C)
+            m_c = o_c < N
+            # [BK, BLOCK_C]
+            b_w = tl.load(phi + o_k[:, None] * (N + M) + o_c[None, :], mask=m_k[:, None] & m_c[None, :], other=0.0)
+            b_dv_t = tl.load(dv + (i_b * N + o_c[None, :]) * K + o_k[:, None], mask=m_k[:, None] & m_c[None, :], other=0.0)
+            # [BLOCK_P, BLOCK_C]
+            b_dz = _dot_fx(b_ds, b_w, DOT_PRECISION, UPCAST_DOTS) * ds_unscale
+            b_dz += _dot(b_a, b_dv_t, DOT_PRECISION, UPCAST_DOTS)
+            tl.store(
+                dfx2 + i_b * s_dxb + o_c[None, :] * s_dxc + o_p[:, None] * s_dxp,
+                b_dz.to(dfx2.dtype.element_ty),
+                mask=m_p[:, None] & m_c[None, :],
+            )
+            # [BLOCK_C, BLOCK_P] @ [BLOCK_P, BK], added to this program's own slot (see sweep A)
+            b_z = tl.load(p_x + o_c[:, None] * s_xc + o_p[None, :] * s_xp, mask=m_c[:, None] & m_p[None, :], other=0.0)
+            b_dphi = _dot_xf(b_z, b_ds, DOT_PRECISION, UPCAST_DOTS) * ds_unscale
+            tl.atomic_add(
+                part_dphi + (o_slot * (N + M) + o_c[:, None]) * K + o_k[None, :], b_dphi,
+                mask=m_c[:, None] & m_k[None, :], sem="relaxed",
+            )
+        # Exemplar label channels.
+        for c0 in range(0, M, BLOCK_C):
+            o_c = c0 + tl.arange(0, BLOCK_C)
+            m_c = o_c < M
+            b_w = tl.load(phi + o_k[:, None] * (N + M) + N + o_c[None, :], mask=m_k[:, None] & m_c[None, :], other=0.0)
+            b_dz = _dot_fx(b_ds, b_w, DOT_PRECISION, UPCAST_DOTS) * ds_unscale
+            tl.store(
+                dfc2 + i_b * s_dcb + o_c[None, :] * s_dcc + o_p[:, None] * s_dcp,
+                b_dz.to(dfc2.dtype.element_ty),
+                mask=m_p[:, None] & m_c[None, :],
+            )
+            b_z = tl.load(p_c + o_c[:, None] * s_cc + o_p[None, :] * s_cp, mask=m_c[:, None] & m_p[None, :], other=0.0)
+            b_dphi = _dot_xf(b_z, b_ds, DOT_PRECISION, UPCAST_DOTS) * ds_unscale
+            tl.atomic_add(
+                part_dphi + (o_slot * (N + M) + N + o_c[:, None]) * K + o_k[None, :], b_dphi,
+                mask=m_c[:, None] & m_k[None, :], sem="relaxed",
+            )
 
 
 KERNELS = {
