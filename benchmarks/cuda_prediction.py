@@ -6,10 +6,10 @@ outputs written once; weights, partials and the re-reads of a tile's rows, which
 are left out) and its FLOPs with K padded to KP, split by the loop that does them:
   - "streaming" loops (logits, channel softmax, output expansion): one load per KP FMAs,
     weights broadcast across the warp; assumed to reach half the FP32 FMA peak;
-  - "tile" loops (sums over a block's pixels of row x tile products): one shared-memory
-    and one L1 load per FMA, so the load/store units (32 lanes a clock a SM against 128
-    FMA lanes) hold them to an eighth of the peak.
-Predicted time = max(bytes / (0.8 x bandwidth), streaming / (0.5 x peak) + tile / (peak / 8))
+  - "tile" loops (sums over a block's pixels of row x tile products): a 16-byte shared
+    load per 4 FMAs a thread; shared memory delivers 128 bytes a clock a SM, i.e. 32 FMAs
+    a clock against the 128 an SM issues, so a quarter of the peak.
+Predicted time = max(bytes / (0.8 x bandwidth), streaming / (0.5 x peak) + tile / (peak / 4))
 plus 2 us per launch. The inputs' dtype sets the bytes; arithmetic is FP32 either way.
 
     python -m benchmarks.cuda_prediction
@@ -24,7 +24,7 @@ from benchmarks.cases import CASES, Case
 LAUNCH_S = 2e-6
 MEMORY_EFFICIENCY = 0.8
 STREAMING_EFFICIENCY = 0.5
-TILE_EFFICIENCY = 1 / 8
+TILE_EFFICIENCY = 1 / 4
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@
 // Accumulation is in acc_t (float, or double for double inputs).
 #pragma once
 
+#include <cstdint>
 #include <limits>
 
 #include "msca_common.h"
@@ -84,6 +85,51 @@ __device__ __forceinline__ void channel_attention(const acc_t* psi_t, const acc_
   for (int k = 0; k < KP; ++k) beta[k] *= inverse;
 }
 
+// kWidth consecutive values loaded as one 16-byte access (4 floats, 8 halves, 2 doubles).
+template <typename T>
+struct alignas(16) Pack {
+  static constexpr int kWidth = 16 / sizeof(T);
+  T v[kWidth];
+};
+
+template <typename T>
+__device__ __forceinline__ bool aligned16(const T* p) {
+  return reinterpret_cast<uintptr_t>(p) % 16 == 0;
+}
+
+// sum_{l < L} x[l] t[l] (x == nullptr: sum_l t[l]) for a row x of inputs and a tile row t.
+// A full tile with x 16-byte aligned reads both in 16-byte vectors: one shared and at most
+// one global load a 4 FMAs, where elementwise loads would hold the loop to the load units'
+// rate. Tile rows start 16-byte aligned (kTileStride is a multiple of 4).
+template <typename in_t, typename acc_t>
+__device__ __forceinline__ acc_t row_dot(const in_t* x, const acc_t* t, int L) {
+  constexpr int kT = Pack<acc_t>::kWidth, kX = Pack<in_t>::kWidth;
+  static_assert(kX % kT == 0, "a 16-byte pack of inputs spans whole packs of the tile");
+  acc_t sum = acc_t(0);
+  if (L == kThreads && x == nullptr) {
+    for (int l = 0; l < kThreads; l += kT) {
+      const Pack<acc_t> ts = *reinterpret_cast<const Pack<acc_t>*>(t + l);
+      MSCA_UNROLL
+      for (int j = 0; j < kT; ++j) sum += ts.v[j];
+    }
+  } else if (L == kThreads && aligned16(x)) {
+    for (int l = 0; l < kThreads; l += kX) {
+      const Pack<in_t> xs = *reinterpret_cast<const Pack<in_t>*>(x + l);
+      MSCA_UNROLL
+      for (int i = 0; i < kX; i += kT) {
+        const Pack<acc_t> ts = *reinterpret_cast<const Pack<acc_t>*>(t + l + i);
+        MSCA_UNROLL
+        for (int j = 0; j < kT; ++j) sum += load<acc_t>(&xs.v[i + j]) * ts.v[j];
+      }
+    }
+  } else if (x == nullptr) {
+    for (int l = 0; l < L; ++l) sum += t[l];
+  } else {
+    for (int l = 0; l < L; ++l) sum += load<acc_t>(x + l) * t[l];
+  }
+  return sum;
+}
+
 // acc[r][k] += sum_{l < L} row(r)[l] tile[k][l] for r < R, split over the block's threads
 // (thread e takes entries e, e + kThreads, ...; KP is a power of two, so / and % shift).
 // row(r) returns a pointer to the L inputs of row r, or nullptr for a row of ones.
@@ -91,15 +137,7 @@ template <int KP, typename acc_t, typename Rows>
 __device__ __forceinline__ void accumulate_rows(int R, const Rows& row, const acc_t* tile, int L, acc_t* acc) {
   for (int e = threadIdx.x; e < R * KP; e += kThreads) {
     const int r = e / KP, k = e % KP;
-    const acc_t* t = tile + k * kTileStride;
-    const auto* x = row(r);
-    acc_t sum = acc_t(0);
-    if (x == nullptr) {
-      for (int l = 0; l < L; ++l) sum += t[l];
-    } else {
-      for (int l = 0; l < L; ++l) sum += load<acc_t>(x + l) * t[l];
-    }
-    acc[e] += sum;
+    acc[e] += row_dot(row(r), tile + k * kTileStride, L);
   }
 }
 

@@ -11,7 +11,9 @@ namespace cuda_limits {
 constexpr int kThreads = 256;  // threads (pixels) per block
 constexpr int kWarpSize = 32;
 constexpr int kWarps = kThreads / kWarpSize;
-constexpr int kTileStride = kThreads + 1;  // K x kThreads tiles, rows one word apart in the banks
+// K x kThreads tiles: rows 16-byte aligned for vector loads, and 4 words apart in the banks,
+// so that the 8 threads of a quarter warp reading 16 bytes of 8 different rows do not conflict.
+constexpr int kTileStride = kThreads + 4;
 // Regions a kernel serves: 32, or 16 in float64, whose per-thread arrays of 32 doubles
 // would not fit the 128 registers a thread may use at two blocks a SM.
 constexpr int64_t max_regions(int64_t element_size) { return element_size == 8 ? 16 : 32; }
