@@ -69,35 +69,42 @@ inline at::Tensor padded_transpose(const at::Tensor& w, int KP, at::ScalarType d
   return out;
 }
 
-// (..., K) -> (..., KP), padded with `fill`.
-inline at::Tensor pad_regions(const at::Tensor& t, int KP, double fill) {
+// (..., K) -> (..., KP), zero-padded.
+inline at::Tensor zero_padded(const at::Tensor& t, int KP) {
   auto sizes = t.sizes().vec();
   sizes.back() = KP;
-  auto out = at::full(sizes, fill, t.options());
+  auto out = at::zeros(sizes, t.options());
   out.narrow(-1, 0, t.size(-1)).copy_(t);
   return out;
 }
 
+template <typename T>
+const T* optional_data(const std::optional<at::Tensor>& t) {
+  return t ? t->data_ptr<T>() : nullptr;
+}
+
+inline std::optional<at::Tensor> contiguous(const std::optional<at::Tensor>& t) {
+  return t ? std::optional<at::Tensor>(t->contiguous()) : std::nullopt;
+}
+
 inline std::tuple<at::Tensor, at::Tensor, at::Tensor> msca_forward(
-    const at::Tensor& fx2_in, const at::Tensor& fc2_in, const at::Tensor& fc1_in, const at::Tensor& phi,
-    const at::Tensor& psi, const std::optional<at::Tensor>& psi_bias, const std::optional<at::Tensor>& gate) {
-  const Dims d = check_inputs(fx2_in, fc2_in, fc1_in, phi, psi, psi_bias, gate);
+    const at::Tensor& fx2_in, const at::Tensor& fc2_in, const at::Tensor& fc1_in, const at::Tensor& phi_in,
+    const at::Tensor& psi_in, const std::optional<at::Tensor>& bias_in, const std::optional<at::Tensor>& gate_in) {
+  const Dims d = check_inputs(fx2_in, fc2_in, fc1_in, phi_in, psi_in, bias_in, gate_in);
   const gpu::DeviceGuard guard(fx2_in.device());
-  const auto acc_dtype = compute_dtype(fx2_in.scalar_type());
-  const auto acc_opts = fx2_in.options().dtype(acc_dtype);
+  const auto acc_opts = fx2_in.options().dtype(compute_dtype(fx2_in.scalar_type()));
   auto out = at::empty({d.B, d.N, d.H1, d.W1}, fx2_in.options());
-  if (d.B == 0) return {out, at::empty({0, d.N, d.K}, acc_opts), at::empty({0, d.K}, acc_opts)};
+  auto v = at::empty({d.B, d.N, d.K}, acc_opts), lse = at::empty({d.B, d.K}, acc_opts);
+  if (d.B == 0) return {out, v, lse};
   const int KP = checked_padded_regions(d.K, fx2_in.scalar_type());
+  // No-ops for the contiguous tensors a network passes; channels_last inputs are copied.
   auto fx2 = fx2_in.contiguous(), fc2 = fc2_in.contiguous(), fc1 = fc1_in.contiguous();
-  auto phi_t = padded_transpose(phi, KP, acc_dtype), psi_t = padded_transpose(psi, KP, acc_dtype);
-  // A padded channel gets logit -inf: beta = 0 there.
-  auto bias = pad_regions(bias_or_zeros(psi_bias, d.K, acc_opts), KP, -std::numeric_limits<double>::infinity());
-  auto g = pad_regions(gate_or_ones(gate, d.B, d.K, acc_opts), KP, 0.0);
+  auto phi = phi_in.contiguous(), psi = psi_in.contiguous();
+  auto bias = contiguous(bias_in), gate = contiguous(gate_in);
   const int64_t chunk = chunk_pixels(d.P2, d.B), chunks = chunks_of(d.P2, chunk);
   auto part_m = at::empty({d.B, chunks, KP}, acc_opts);
   auto part_acc = at::empty({d.B, chunks, d.N + 1, KP}, acc_opts);
-  auto weights = at::empty({d.B, KP, chunks}, acc_opts);
-  auto v = at::empty({d.B, d.N, KP}, acc_opts), lse = at::empty({d.B, KP}, acc_opts);
+  auto weights = at::empty({d.B, d.K, chunks}, acc_opts);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, fx2.scalar_type(), "msca_forward_cuda", [&] {
     using acc_t = at::opmath_type<scalar_t>;
     dispatch_regions<acc_t>(KP, [&](auto regions) {
@@ -106,24 +113,25 @@ inline std::tuple<at::Tensor, at::Tensor, at::Tensor> msca_forward(
       const size_t shared = sizeof(acc_t) * aggregate_shared(R, d.N);
       reserve_shared(aggregate, shared, "forward");
       gpu::launch(aggregate, gpu::dim3(chunks, d.B), gpu::dim3(kThreads), shared, d, chunk,
-                  fx2.data_ptr<scalar_t>(), fc2.data_ptr<scalar_t>(), phi_t.data_ptr<acc_t>(),
+                  fx2.data_ptr<scalar_t>(), fc2.data_ptr<scalar_t>(), phi.data_ptr<scalar_t>(),
                   part_m.data_ptr<acc_t>(), part_acc.data_ptr<acc_t>());
       gpu::launch(combine_kernel<acc_t>, gpu::dim3(d.B), gpu::dim3(kThreads), 0, d, R, static_cast<int>(chunks),
-                  part_m.data_ptr<acc_t>(), part_acc.data_ptr<acc_t>(), weights.data_ptr<acc_t>(), v.data_ptr<acc_t>(), lse.data_ptr<acc_t>());
-      auto vt = (v * g.unsqueeze(1)).contiguous();
+                  part_m.data_ptr<acc_t>(), part_acc.data_ptr<acc_t>(), weights.data_ptr<acc_t>(),
+                  v.data_ptr<acc_t>(), lse.data_ptr<acc_t>());
       gpu::launch(distribute_kernel<R, scalar_t, acc_t>, gpu::dim3((d.P1 + kThreads - 1) / kThreads, d.B),
-                  gpu::dim3(kThreads), 0, d, fc1.data_ptr<scalar_t>(), psi_t.data_ptr<acc_t>(),
-                  bias.data_ptr<acc_t>(), vt.data_ptr<acc_t>(), out.data_ptr<scalar_t>());
+                  gpu::dim3(kThreads), 0, d, fc1.data_ptr<scalar_t>(), psi.data_ptr<scalar_t>(),
+                  optional_data<scalar_t>(bias), v.data_ptr<acc_t>(), optional_data<scalar_t>(gate),
+                  out.data_ptr<scalar_t>());
     });
   });
-  return {out, v.narrow(2, 0, d.K).contiguous(), lse.narrow(1, 0, d.K).contiguous()};
+  return {out, v, lse};
 }
 
 inline std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> msca_backward(
     const at::Tensor& grad_out, const at::Tensor& fx2_in, const at::Tensor& fc2_in, const at::Tensor& fc1_in,
-    const at::Tensor& phi, const at::Tensor& psi, const std::optional<at::Tensor>& psi_bias,
-    const std::optional<at::Tensor>& gate, const at::Tensor& v_in, const at::Tensor& lse_in) {
-  const Dims d = check_inputs(fx2_in, fc2_in, fc1_in, phi, psi, psi_bias, gate);
+    const at::Tensor& phi_in, const at::Tensor& psi_in, const std::optional<at::Tensor>& bias_in,
+    const std::optional<at::Tensor>& gate_in, const at::Tensor& v_in, const at::Tensor& lse_in) {
+  const Dims d = check_inputs(fx2_in, fc2_in, fc1_in, phi_in, psi_in, bias_in, gate_in);
   check_saved(grad_out, v_in, lse_in, d);
   const gpu::DeviceGuard guard(fx2_in.device());
   const auto dtype = fx2_in.scalar_type();
@@ -131,18 +139,17 @@ inline std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at
   const auto acc_opts = fx2_in.options().dtype(acc_dtype);
   auto fx2 = fx2_in.contiguous(), fc2 = fc2_in.contiguous(), fc1 = fc1_in.contiguous();
   auto dfx2 = at::empty_like(fx2), dfc2 = at::empty_like(fc2), dfc1 = at::empty_like(fc1);
+  const bool has_bias = bias_in.has_value(), has_gate = gate_in.has_value();
   if (d.B == 0) {
     auto zeros = [&](at::IntArrayRef sizes) { return at::zeros(sizes, acc_opts); };
-    return finish_grads(dtype, dfx2, dfc2, dfc1, zeros(phi.sizes()), zeros(psi.sizes()), zeros({d.K}),
-                        zeros({0, d.K}), psi_bias.has_value(), gate.has_value());
+    return finish_grads(dtype, dfx2, dfc2, dfc1, zeros(phi_in.sizes()), zeros(psi_in.sizes()), zeros({d.K}),
+                        zeros({0, d.K}), has_bias, has_gate);
   }
-  const int KP = checked_padded_regions(d.K, fx2_in.scalar_type());
+  const int KP = checked_padded_regions(d.K, dtype);
   auto dout = grad_out.to(dtype).contiguous();
-  auto phi_t = padded_transpose(phi, KP, acc_dtype), psi_t = padded_transpose(psi, KP, acc_dtype);
-  auto bias = pad_regions(bias_or_zeros(psi_bias, d.K, acc_opts), KP, -std::numeric_limits<double>::infinity());
-  auto g = gate_or_ones(gate, d.B, d.K, acc_opts);
-  auto v = v_in.to(acc_dtype), lse = pad_regions(lse_in.to(acc_dtype), KP, 0.0);
-  auto vt = pad_regions(v * g.unsqueeze(1), KP, 0.0);  // (B, N, KP)
+  auto phi_t = padded_transpose(phi_in, KP, acc_dtype), psi = psi_in.contiguous();
+  auto bias = contiguous(bias_in), gate = contiguous(gate_in);
+  auto v = v_in.to(acc_dtype).contiguous(), lse = lse_in.to(acc_dtype).contiguous();
   const int64_t R = d.N + d.M1 + 1, C2 = d.N + d.M2;
   const int64_t chunk_a = chunk_pixels(d.P1, d.B), chunks_a = chunks_of(d.P1, chunk_a);
   const int64_t chunk_b = chunk_pixels(d.P2, d.B), chunks_b = chunks_of(d.P2, chunk_b);
@@ -157,17 +164,18 @@ inline std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at
       const size_t shared_a = sizeof(acc_t) * sweep_a_shared(RP, d.N, d.M1);
       reserve_shared(sweep_a, shared_a, "backward (target sweep)");
       gpu::launch(sweep_a, gpu::dim3(chunks_a, d.B), gpu::dim3(kThreads), shared_a, d, chunk_a,
-                  dout.data_ptr<scalar_t>(), fc1.data_ptr<scalar_t>(), psi_t.data_ptr<acc_t>(),
-                  bias.data_ptr<acc_t>(), vt.data_ptr<acc_t>(), dfc1.data_ptr<scalar_t>(), part_a.data_ptr<acc_t>());
-      // Between the sweeps (tiny, ATen): dV = dVt o g, dgate = sum_n dVt V, delta = sum_n dV V.
+                  dout.data_ptr<scalar_t>(), fc1.data_ptr<scalar_t>(), psi.data_ptr<scalar_t>(),
+                  optional_data<scalar_t>(bias), v.data_ptr<acc_t>(), optional_data<scalar_t>(gate),
+                  dfc1.data_ptr<scalar_t>(), part_a.data_ptr<acc_t>());
+      // Between the sweeps (small, ATen): dV = dVt o g, dgate = sum_n dVt V, delta = sum_n dV V.
       auto sums_a = part_a.sum(1).narrow(2, 0, d.K);  // (B, R, K)
       auto dvt = sums_a.narrow(1, 0, d.N);
       dpsi = sums_a.narrow(1, d.N, d.M1).sum(0).t().contiguous();
-      dbias = sums_a.select(1, d.N + d.M1).sum(0);
-      auto dv = dvt * g.unsqueeze(1);
-      dgate = (dvt * v).sum(1);
-      auto delta = pad_regions((dv * v).sum(1), KP, 0.0);
-      auto dv_padded = pad_regions(dv, KP, 0.0);
+      if (has_bias) dbias = sums_a.select(1, d.N + d.M1).sum(0);
+      auto dv = has_gate ? dvt * gate->to(acc_dtype).unsqueeze(1) : dvt;
+      if (has_gate) dgate = (dvt * v).sum(1);
+      auto delta = (dv * v).sum(1).contiguous();
+      auto dv_padded = zero_padded(dv, RP);
       const auto sweep_b = sweep_b_kernel<RP, scalar_t, acc_t>;
       const size_t shared_b = sizeof(acc_t) * sweep_b_shared(RP, C2);
       reserve_shared(sweep_b, shared_b, "backward (exemplar sweep)");
@@ -179,7 +187,7 @@ inline std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at
       dphi = part_b.sum({0, 1}).narrow(1, 0, d.K).t().contiguous();
     });
   });
-  return finish_grads(dtype, dfx2, dfc2, dfc1, dphi, dpsi, dbias, dgate, psi_bias.has_value(), gate.has_value());
+  return finish_grads(dtype, dfx2, dfc2, dfc1, dphi, dpsi, dbias, dgate, has_bias, has_gate);
 }
 
 }  // namespace cuda_driver
