@@ -136,7 +136,7 @@ def dynamic_shared_bytes(kernel: KernelResources, image_channels: int, label_cha
     label channels (the same formulas as csrc/msca_cuda_limits.h, read from the extension)."""
     import torch
 
-    import msca_fast  # noqa: F401  (loads the extension's ops)
+    from msca_fast import _extension  # noqa: F401  (loads the extension and its ops)
 
     if kernel.stage in ("combine", "distribute"):
         return 0
