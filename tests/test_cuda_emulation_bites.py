@@ -1,10 +1,11 @@
 """The emulation of the CUDA execution model catches what a GPU would get wrong: kernels
 built with one barrier removed (a test-only compile-time switch, MSCA_MUTANT_SKIP_BARRIER
-in csrc/msca_cuda_kernels.cuh) give wrong results, and the launch checks reject what a
-GPU driver would.
+in csrc/msca_cuda_kernels.cuh) give wrong results; small kernels that break one rule each
+(csrc/emulation/emulation_self_test.h) are stopped with an error naming it; the launch
+checks reject what a GPU driver would.
 
-The mutant is compiled here with torch.utils.cpp_extension.load (about a minute on two
-cores, cached between runs in torch's extension directory).
+The mutant, with the self-test kernels, is compiled here with torch.utils.cpp_extension.load
+(about a minute on two cores, cached between runs in torch's extension directory).
 """
 
 import os
@@ -38,7 +39,13 @@ def mutant_skip_barrier():
         name="msca_mutant_skip_barrier",
         sources=[os.path.join(CSRC, "emulation", "msca_cuda_emulated.cpp")],
         extra_include_paths=[CSRC, os.path.join(CSRC, "emulation")],
-        extra_cflags=["-O1", "-fopenmp", "-DMSCA_MUTANT_SKIP_BARRIER", "-DMSCA_EMULATED_NAMESPACE=msca_mutant_skip_barrier"],
+        extra_cflags=[
+            "-O1",
+            "-fopenmp",
+            "-DMSCA_MUTANT_SKIP_BARRIER",
+            "-DMSCA_EMULATION_SELF_TEST",
+            "-DMSCA_EMULATED_NAMESPACE=msca_mutant_skip_barrier",
+        ],
         extra_ldflags=["-fopenmp"],
         verbose=False,
     )
@@ -58,3 +65,30 @@ def test_shared_memory_past_the_device_limit_is_refused_before_any_launch():
     inp = inputs_for((1, 3000, 2, 2, 32, 3, 3, 2, 2), torch.float32)  # 3000 x 32 floats: 384 KiB
     with pytest.raises(RuntimeError, match="shared memory"):
         torch.ops.msca_fast_emulated.msca_forward(*op_args(inp))
+
+
+SELF_TESTS = {"divergent_barriers": 0, "exit_before_barrier": 1, "partial_warp_shuffle": 2, "missing_barrier": 3, "with_barrier": 4, "warp_sum": 5}
+
+
+@pytest.mark.parametrize(
+    "kernel, message",
+    [
+        ("divergent_barriers", "wait at barriers on lines"),
+        ("exit_before_barrier", "is not reached by 1 threads"),
+        ("partial_warp_shuffle", "is not reached by every lane of its warp"),
+    ],
+)
+def test_broken_synchronisation_is_stopped_with_its_reason(mutant_skip_barrier, kernel, message):
+    with pytest.raises(RuntimeError, match=message):
+        mutant_skip_barrier.self_test(SELF_TESTS[kernel])
+
+
+def test_shared_memory_read_before_it_is_written_is_nan(mutant_skip_barrier):
+    broken = mutant_skip_barrier.self_test(SELF_TESTS["missing_barrier"])
+    intact = mutant_skip_barrier.self_test(SELF_TESTS["with_barrier"])
+    assert torch.equal(intact, (torch.arange(64.0) + 1) % 64)
+    assert torch.isnan(broken).any()
+
+
+def test_warp_shuffles_exchange_within_each_warp(mutant_skip_barrier):
+    assert torch.equal(mutant_skip_barrier.self_test(SELF_TESTS["warp_sum"]), torch.full((64,), 496.0))

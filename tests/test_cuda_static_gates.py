@@ -45,6 +45,14 @@ def test_every_architecture_and_stage_is_built(kernels):
             assert {(stage, kp, "float64") for kp in (8, 16)} <= stages
 
 
+def test_the_newest_architecture_is_also_embedded_as_ptx():
+    """PTX for sm_90 lets GPUs newer than the build's list JIT the kernels ("no kernel image" otherwise)."""
+    import subprocess
+
+    listing = subprocess.run([TOOL, "--list-ptx", LIBRARY], capture_output=True, text=True, check=True).stdout
+    assert "sm_90" in listing, listing
+
+
 def test_no_kernel_uses_local_memory(kernels):
     offenders = [f"{k.arch} {k.stage} KP={k.regions} {k.dtype}: stack {k.stack}, local {k.local}" for k in kernels if k.stack or k.local]
     assert not offenders, "\n".join(offenders)

@@ -33,6 +33,9 @@ void set_max_dynamic_shared(Kernel kernel, size_t bytes) {
 }  // namespace msca_fast
 
 #include "msca_cuda_driver.h"
+#ifdef MSCA_EMULATION_SELF_TEST
+#include "emulation_self_test.h"
+#endif
 
 // The op namespace and module name: msca_fast_emulated in msca_fast._C_cuda_emulated; the
 // test-only builds of deliberately broken kernels (tests/test_cuda_emulation_bites.py)
@@ -62,6 +65,9 @@ int64_t shared_memory_per_block_optin() { return msca_emu::device_properties().s
 MSCA_TORCH_LIBRARY(MSCA_EMULATED_NAMESPACE, m) {
   // The emulated device's limit for one block's dynamic shared memory, in bytes.
   m.def("shared_memory_per_block_optin() -> int", &shared_memory_per_block_optin);
+#ifdef MSCA_EMULATION_SELF_TEST
+  m.def("self_test(int which) -> Tensor", &msca_emu_self_test::run);
+#endif
   m.def(
       "msca_forward(Tensor fx2, Tensor fc2, Tensor fc1, Tensor phi, Tensor psi, "
       "Tensor? psi_bias, Tensor? gate) -> (Tensor, Tensor, Tensor)");
