@@ -141,8 +141,17 @@ DEVICES = [
 
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("optional", ["all", "none"])
-def test_opcheck(device, optional):
-    args = [a.requires_grad_() if a is not None else None for a in op_args(device, optional)]
+@pytest.mark.parametrize("weights", ["contiguous", "transposed"])
+def test_opcheck_forward_and_backward(device, optional, weights):
+    """Both raw ops against their fake kernels and autograd registration: no aliasing
+    outputs (the empty dbias and dgate when psi_bias and gate are None), and the fake
+    strides equal the kernel's for weights stored transposed."""
+    args = op_args(device, optional)
+    if weights == "transposed":
+        args[3], args[4] = args[3].t().contiguous().t(), args[4].t().contiguous().t()
+    out, v, lse = torch.ops.msca_fast.msca_forward(*args)
+    torch.library.opcheck(torch.ops.msca_fast.msca_backward.default, [torch.randn_like(out), *args, v, lse])
+    args = [a.requires_grad_() if a is not None else None for a in args]
     torch.library.opcheck(torch.ops.msca_fast.msca_forward.default, args)
 
 
