@@ -20,6 +20,7 @@ from PIL import Image
 
 from msca_fast import reference
 from msca_fast.backends import backend_reasons, registered_backends
+from msca_fast.models.labels import one_hot
 from msca_fast.ops import msca
 from msca_fast.validation import validate_msca
 
@@ -42,11 +43,6 @@ def _layout(size: int, horizon: float, shore: float, flip: bool) -> torch.Tensor
     return labels.flip(1) if flip else labels
 
 
-def _one_hot(labels: torch.Tensor, classes: int) -> torch.Tensor:
-    """(H,W) integer labels -> (1,classes,H,W) float one-hot."""
-    return torch.nn.functional.one_hot(labels, classes).permute(2, 0, 1)[None].float()
-
-
 def _to_image(x: torch.Tensor) -> np.ndarray:
     """(1,3,H,W) in [0,1] -> (H,W,3) uint8."""
     return (x[0].clamp(0, 1).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
@@ -60,7 +56,7 @@ def style_transfer_demo(out_dir: str, size: int = 128) -> float:
     generator = torch.Generator().manual_seed(0)
     exemplar = _EXEMPLAR_COLOURS[exemplar_labels].permute(2, 0, 1)[None]
     exemplar = exemplar + 0.05 * torch.randn(exemplar.shape, generator=generator)
-    fc2, fc1 = _one_hot(exemplar_labels, classes), _one_hot(target_labels, classes)
+    fc2, fc1 = one_hot(exemplar_labels[None], classes), one_hot(target_labels[None], classes)
     sharpness = 20.0
     phi = torch.cat([torch.zeros(classes, 3), sharpness * torch.eye(classes)], dim=1)  # (K, N+M2)
     psi = sharpness * torch.eye(classes)  # (K, M1)

@@ -25,7 +25,7 @@ from msca_fast.evaluation.report import markdown_table, write_html, write_json
 from msca_fast.evaluation.tasks import TASKS, TaskSample, build_task, task_is_available
 from msca_fast.metrics.region import RegionTransfer
 from msca_fast.models.labels import one_hot
-from msca_fast.training.visuals import class_palette, sample_grid, save_grid
+from msca_fast.visuals import class_palette, sample_grid, save_grid
 
 
 DEFAULT_SEED = 1000  # held-out synthetic scenes: no training run uses this seed

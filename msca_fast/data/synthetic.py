@@ -16,6 +16,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from msca_fast.visuals import colorize, to_uint8
+
 CLASS_NAMES: tuple[str, ...] = (
     "sky", "cloud", "mountain", "snow", "hill", "water", "sand", "grass", "tree", "road", "rock", "flower",
 )
@@ -472,7 +474,7 @@ def colorize_labels(label: Tensor) -> Tensor:
         raise TypeError(f"label: expected an integer (H, W) tensor, got {type(label).__name__}")
     if label.dim() != 2 or label.dtype.is_floating_point or label.dtype == torch.bool:
         raise ValueError(f"label: expected an integer (H, W) tensor, got {label.dtype} of shape {tuple(label.shape)}")
-    return torch.tensor(PALETTE, dtype=torch.uint8)[label.long().clamp(0, NUM_CLASSES - 1)].permute(2, 0, 1)
+    return to_uint8(colorize(label.long().clamp(0, NUM_CLASSES - 1)[None], torch.tensor(PALETTE, dtype=torch.uint8))[0])
 
 
 class SyntheticScenes(Dataset):
@@ -515,11 +517,6 @@ class SyntheticScenes(Dataset):
         return {"image": image, "label": label, "name": f"synthetic_{self._index(index):06d}"}
 
 
-def _to_uint8(image: Tensor) -> Tensor:
-    """Image (3,H,W) in [-1,1] -> (3,H,W) uint8."""
-    return ((image + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
-
-
 def save_preview(path: str, n: int = 16, size: int = 256, seed: int = 0, columns: int = 8, style_rows: int = 3) -> str:
     """Write a PNG grid: ``n`` scenes (image above its label map), ``columns`` a row; then ``style_rows``
     rows of one layout's label map followed by that layout in 4 other images' styles. Returns ``path``."""
@@ -530,13 +527,13 @@ def save_preview(path: str, n: int = 16, size: int = 256, seed: int = 0, columns
     _check_int("style_rows", style_rows, 0)
     data = SyntheticScenes(num_images=n + 4 * style_rows, size=size, seed=seed)
     blank = torch.zeros(3, 2 * size, size, dtype=torch.uint8)
-    cells = [torch.cat([_to_uint8(data[i]["image"]), colorize_labels(data[i]["label"])], 1) for i in range(n)]
+    cells = [torch.cat([to_uint8(data[i]["image"]), colorize_labels(data[i]["label"])], 1) for i in range(n)]
     cells += [blank] * (-n % columns)
     rows = [torch.cat(cells[r : r + columns], 2) for r in range(0, len(cells), columns)]
     for k in range(style_rows):
         layout = data.layout(k)
         strip = [colorize_labels(render(layout, data.style(k), size, size)[1])]
-        strip += [_to_uint8(render(layout, data.style(n + 4 * k + j), size, size)[0]) for j in range(4)]
+        strip += [to_uint8(render(layout, data.style(n + 4 * k + j), size, size)[0]) for j in range(4)]
         rows.append(torch.cat(strip + [blank[:, :size]] * (columns - 5), 2))
     Image.fromarray(torch.cat(rows, 1).permute(1, 2, 0).numpy()).save(path)
     return path

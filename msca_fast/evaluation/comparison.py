@@ -12,7 +12,7 @@ from msca_fast.evaluation.tasks import TaskSample
 from msca_fast.models.generator import Generator
 from msca_fast.models.labels import one_hot
 from msca_fast.synthesis.attention_figure import attention_figure
-from msca_fast.training.visuals import sample_grid
+from msca_fast.visuals import sample_grid
 
 
 @torch.no_grad()

@@ -25,7 +25,8 @@ from msca_fast.models.config import NUM_SCALES
 from msca_fast.models.generator import Generator
 from msca_fast.ops import AttentionMaps
 from msca_fast.synthesis.core import model_device, synthesize
-from msca_fast.synthesis.figures import blank, colorize_labels, fit, region_colours, region_overlay, tile_grid, tint
+from msca_fast.synthesis.figures import blank, fit, region_colours, region_overlay, tile_grid, tint
+from msca_fast.visuals import colorize
 
 COLUMNS = 8
 
@@ -71,9 +72,9 @@ def attention_figure(
     colours = region_colours(alpha.shape[0])
     header = [
         exemplar,
-        fit(colorize_labels(c2[:1], palette), size, "nearest")[0],
+        fit(colorize(c2[:1].cpu(), palette), size, "nearest")[0],
         region_overlay(exemplar, alpha.argmax(0), colours),
-        fit(colorize_labels(c1[:1], palette), size, "nearest")[0],
+        fit(colorize(c1[:1].cpu(), palette), size, "nearest")[0],
         region_overlay(output, beta.argmax(0), colours),
         output,
     ]

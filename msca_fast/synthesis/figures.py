@@ -11,7 +11,6 @@ import torch.nn.functional as F
 import torchvision
 from torch import Tensor
 
-from msca_fast.training.visuals import class_palette, colorize
 
 WHITE = 1.0  # the padding and blank tiles, in [-1,1] units
 PADDING = 2
@@ -24,12 +23,6 @@ def fit(image: Tensor, size: tuple[int, int], mode: str = "bilinear") -> Tensor:
     if mode == "nearest":
         return F.interpolate(image, size=size, mode="nearest")
     return F.interpolate(image, size=size, mode=mode, align_corners=False).clamp(-1, 1)
-
-
-def colorize_labels(labels: Tensor, palette: Tensor | None = None) -> Tensor:
-    """One-hot (B,C,H,W) -> RGB (B,3,H,W) in [-1,1], a fixed colour per class."""
-    palette = class_palette(labels.shape[1]) if palette is None else palette
-    return colorize(labels.detach().float().cpu(), palette.cpu())
 
 
 def region_colours(count: int) -> Tensor:

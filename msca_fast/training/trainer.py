@@ -32,7 +32,7 @@ from msca_fast.training.data import batches_per_epoch, build_pairs, epoch_loader
 from msca_fast.training.distributed import DistInfo, all_mean, average_gradients
 from msca_fast.training.ema import make_ema, update_ema
 from msca_fast.training.losses_step import Batch, DiscriminatorObjective, Reconstructions, generator_losses
-from msca_fast.training.visuals import class_palette, sample_grid, save_grid
+from msca_fast.visuals import class_palette, sample_grid, save_grid
 
 
 def model_config_for(cfg: TrainConfig, num_classes: int) -> ModelConfig:

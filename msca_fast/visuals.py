@@ -1,4 +1,6 @@
-"""Sample grids: target label | exemplar | output | ground truth, one row per sample."""
+"""Low-level pictures shared by training, synthesis, evaluation and the data sets: class
+colours for label maps, and sample grids (target label | exemplar | output | ground truth,
+one row per sample). Images are in [-1,1] unless a function says otherwise."""
 
 from __future__ import annotations
 
@@ -15,8 +17,16 @@ def class_palette(num_classes: int, seed: int = 7) -> Tensor:
     return torch.randint(40, 256, (num_classes, 3), generator=gen, dtype=torch.uint8)
 
 
-def colorize(labels: Tensor, palette: Tensor) -> Tensor:
-    """One-hot (B,C,H,W) or ids (B,H,W) -> RGB (B,3,H,W) in [-1,1]; all-zero (don't-care) pixels are black."""
+def colorize(labels: Tensor, palette: Tensor | None = None) -> Tensor:
+    """One-hot (B,C,H,W) or ids (B,H,W) -> RGB (B,3,H,W) in [-1,1], on labels' device; all-zero
+    (don't-care) one-hot pixels are black. palette: (num_classes, 3) uint8, by default
+    :func:`class_palette` of the one-hot's channel count."""
+    labels = labels.detach()
+    if palette is None:
+        if labels.dim() != 4:
+            raise ValueError("palette: needed for label ids (B,H,W); only one-hot labels imply their class count")
+        palette = class_palette(labels.shape[1])
+    palette = torch.as_tensor(palette, dtype=torch.uint8)
     if labels.dim() == 4:
         known = labels.sum(1) > 0
         ids = labels.argmax(1)
@@ -43,4 +53,10 @@ def sample_grid(
 
 
 def save_grid(grid: Tensor, path: str | os.PathLike) -> None:
+    """Writes a (3,H,W) image in [0,1] (as :func:`sample_grid` makes) to ``path``."""
     torchvision.utils.save_image(grid, path)
+
+
+def to_uint8(image: Tensor) -> Tensor:
+    """An image in [-1,1] -> uint8 in [0,255], same shape."""
+    return ((image.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
