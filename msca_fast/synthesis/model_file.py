@@ -36,17 +36,9 @@ def load_model(source: str | os.PathLike, ema: bool = True, device: str = "cpu")
     """
     path = Path(source)
     try:
-        state = load_checkpoint(path)
-    except FileNotFoundError as error:
+        state = load_checkpoint(path)  # its errors are one line naming the file
+    except (FileNotFoundError, ValueError) as error:
         raise InputError(str(error)) from error
-    except ValueError as error:
-        cause = error.__cause__
-        if cause is None:  # a readable file without the training checkpoint's keys
-            raise InputError(_short(error)) from error
-        raise InputError(
-            f"checkpoint: {str(path)!r} is not a checkpoint file torch can read "
-            f"({type(cause).__name__}: {_short(cause, limit=100)})"
-        ) from error
     weights = "generator_ema" if ema else "generator"
     missing = [key for key in (weights, "vgg19") if key not in state]
     if missing:

@@ -8,7 +8,9 @@ a crash or Ctrl-C mid-write leaves the previous checkpoints intact and at most a
 from __future__ import annotations
 
 import os
+import pickle
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -68,12 +70,36 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint: no such checkpoint {str(path)!r}")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # noqa: BLE001
-        raise ValueError(f"checkpoint: {str(path)!r} is not a readable checkpoint ({error})") from error
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch warns about the pickle protocol of foreign files
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001  (torch raises many types for a bad file)
+        raise ValueError(f"checkpoint: {str(path)!r} {why_unreadable(error)}") from error
     if not isinstance(state, dict) or "model_config" not in state:
         raise ValueError(f"checkpoint: {str(path)!r} is not an msca-fast training checkpoint")
     return state
+
+
+def why_unreadable(error: Exception) -> str:
+    """One line saying why ``torch.load(weights_only=True)`` refused a file.
+
+    torch's own text runs to several paragraphs and suggests ``weights_only=False``, which
+    would execute whatever the file holds; an msca-fast checkpoint never needs that.
+    """
+    text = str(error)
+    refused = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+    if refused:
+        return (
+            f"is not a checkpoint file torch can read safely: it holds a pickled Python object "
+            f"({refused.group(1)}), which is refused (msca-fast checkpoints hold only tensors and plain values)"
+        )
+    if isinstance(error, pickle.UnpicklingError):
+        return "is not a checkpoint file torch can read safely: it holds pickled code or objects, which are refused"
+    if "zip archive" in text or "PytorchStreamReader" in text:
+        return "is not a complete checkpoint file: it is truncated or corrupted (a torch zip archive that does not read)"
+    if isinstance(error, EOFError):
+        return "is not a checkpoint file: it is empty or ends early"
+    return f"is not a checkpoint file torch can read ({type(error).__name__})"
 
 
 # The frozen VGG-19 (80 MB) is stored once per checkpoint, not inside each generator copy.
