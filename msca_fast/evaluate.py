@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
+from msca_fast.data.catalog import DATASETS, ON_CORRUPT, open_dataset
 from msca_fast.evaluation.attention_quality import AttentionQuality
 from msca_fast.evaluation.report import markdown_table, write_html, write_json
 from msca_fast.evaluation.tasks import TASKS, TaskSample, build_task, task_is_available
@@ -35,9 +36,12 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m msca_fast.evaluate", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     p.add_argument("--checkpoint", required=True, help="a checkpoint file or a training run folder (newest checkpoint)")
-    p.add_argument("--dataset", default="synthetic", choices=["synthetic", "coco-stuff", "ade20k", "folder"])
+    p.add_argument("--dataset", default="synthetic", choices=DATASETS)
     p.add_argument("--data-root")
     p.add_argument("--label-nc", type=int, help="folder data set: number of classes")
+    p.add_argument("--dontcare-label", type=int, help="folder data set: this id becomes an extra class")
+    p.add_argument("--filter-outdoor", action="store_true", help="COCO-Stuff: the paper's outdoor filter")
+    p.add_argument("--on-corrupt", choices=ON_CORRUPT, default="skip", help="unreadable files: skip with a warning, or fail")
     p.add_argument("--split", default="val", help="real data sets: the split evaluated")
     p.add_argument("--num-images", type=int, default=100)
     p.add_argument("--size", type=int, default=256, help="evaluation resolution (square)")
@@ -59,21 +63,11 @@ def parser() -> argparse.ArgumentParser:
 
 def evaluation_images(args: argparse.Namespace):
     """The data set of evaluation images (items: image (3,S,S), label (S,S), name)."""
-    if args.dataset == "synthetic":
-        from msca_fast.data.synthetic import SyntheticScenes
-
-        return SyntheticScenes(num_images=args.num_images, size=args.size, seed=args.seed)
-    from msca_fast.data import folders
-
-    if not args.data_root:
-        raise ValueError(f"--data-root: the {args.dataset!r} data set needs its root folder")
-    if args.dataset == "coco-stuff":
-        return folders.CocoStuff(args.data_root, split=args.split, size=args.size)
-    if args.dataset == "ade20k":
-        return folders.ADE20K(args.data_root, split=args.split, size=args.size)
-    if not args.label_nc:
-        raise ValueError("--label-nc: the folder data set needs the number of classes")
-    return folders.LabelFolder(args.data_root, label_nc=args.label_nc, size=args.size)
+    return open_dataset(
+        args.dataset, size=args.size, split=args.split, data_root=args.data_root, label_nc=args.label_nc,
+        dontcare_label=args.dontcare_label, filter_outdoor=args.filter_outdoor, on_corrupt=args.on_corrupt,
+        num_images=args.num_images, seed=args.seed,
+    )  # fmt: skip
 
 
 def _batch(chunk: list[TaskSample], num_classes: int, device: torch.device) -> tuple[Tensor, ...]:

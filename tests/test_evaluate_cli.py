@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import warnings
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -90,6 +91,24 @@ def test_bad_inputs_exit_with_a_message(checkpoint, tmp_path, capsys):
         assert evaluate_quietly([*argv, "--output-dir", str(tmp_path / "e"), "--metrics", "psnr"]) == 2
         err = capsys.readouterr().err
         assert "evaluate: error:" in err and message in err, err
+
+
+def test_evaluates_a_folder_with_the_training_dataset_options(checkpoint, tmp_path):
+    """--dontcare-label makes 11 stored classes plus don't-care the checkpoint's 12, as in training."""
+    folder = tmp_path / "folder"
+    (folder / "images").mkdir(parents=True)
+    (folder / "labels").mkdir()
+    for i in range(3):
+        Image.new("RGB", (40, 40), (60 * i, 90, 30)).save(folder / "images" / f"s{i}.png")
+        ids = np.full((40, 40), i, np.uint8)
+        ids[:8] = 255
+        Image.fromarray(ids).save(folder / "labels" / f"s{i}.png")
+    argv = ["--checkpoint", str(checkpoint), "--dataset", "folder", "--data-root", str(folder), "--label-nc", "11",
+            "--size", "32", "--tasks", "duplicate", "--metrics", "psnr", "--output-dir", str(tmp_path / "e")]  # fmt: skip
+    assert evaluate_quietly(argv) == 2  # 11 classes: not the model's 12
+    assert evaluate_quietly([*argv, "--dontcare-label", "255"]) == 0
+    payload = json.loads((tmp_path / "e" / "results.json").read_text())
+    assert payload["num_images"] == 3 and payload["results"][checkpoint.name]["duplicate"]["psnr"] > 0
 
 
 def test_ablation_trains_and_compares_variants(tmp_path):

@@ -9,7 +9,8 @@ from pathlib import Path
 import torch
 
 from msca_fast.training import checkpoint as ckpt
-from msca_fast.training.config import AMP_MODES, DATASETS, PRESETS, TrainConfig, make_config
+from msca_fast.data.catalog import DATASETS
+from msca_fast.training.config import AMP_MODES, PRESETS, TrainConfig, make_config
 from msca_fast.training.data import build_image_dataset
 from msca_fast.training.distributed import cleanup, init_distributed
 

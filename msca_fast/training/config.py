@@ -11,7 +11,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-DATASETS = ("synthetic", "coco-stuff", "ade20k", "folder")
+from msca_fast.data.catalog import DATASETS, check_dataset_options
+
 AMP_MODES = ("none", "bf16", "fp16")
 
 
@@ -81,10 +82,7 @@ class TrainConfig:
     resume: str | None = None  # "latest" or a checkpoint path
 
     def __post_init__(self) -> None:
-        if self.dataset not in DATASETS:
-            raise ValueError(f"dataset: expected one of {list(DATASETS)}, got {self.dataset!r}")
-        if self.on_corrupt not in ("skip", "fail"):
-            raise ValueError(f"on_corrupt: expected 'skip' or 'fail', got {self.on_corrupt!r}")
+        check_dataset_options(self.dataset, self.data_root, self.label_nc, self.on_corrupt)
         if self.amp not in AMP_MODES:
             raise ValueError(f"amp: expected one of {list(AMP_MODES)}, got {self.amp!r}")
         for name in ("batch_size", "g_every", "keep_checkpoints", "log_every", "sample_every", "checkpoint_every"):
@@ -95,10 +93,6 @@ class TrainConfig:
         for name in ("steps", "pretrain_steps", "workers", "num_samples"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}: expected a non-negative int, got {getattr(self, name)}")
-        if self.dataset != "synthetic" and not self.data_root:
-            raise ValueError(f"data_root: the {self.dataset!r} data set needs --data-root")
-        if self.dataset == "folder" and not self.label_nc:
-            raise ValueError("label_nc: the 'folder' data set needs --label-nc (the number of classes)")
         if self.lambda_l1 < 0:
             raise ValueError(f"lambda_l1: expected a non-negative weight, got {self.lambda_l1}")
         if self.lr_pretrain is not None and not self.lr_pretrain > 0:

@@ -7,30 +7,21 @@ from collections.abc import Iterator
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from msca_fast.data.catalog import open_dataset
 from msca_fast.data.pairs import PairSchedule, SelfSupervisedPairs
 from msca_fast.training.config import TrainConfig
 from msca_fast.training.distributed import DistInfo
 
 
 def build_image_dataset(cfg: TrainConfig) -> Dataset:
-    """Items: image (3,S,S) in [-1,1], label (S,S) int64, name; S = cfg.load_size."""
-    if cfg.dataset == "synthetic":
-        from msca_fast.data.synthetic import SyntheticScenes
-
-        return SyntheticScenes(num_images=cfg.num_images, size=cfg.load_size, seed=cfg.seed)
-    from msca_fast.data import folders
-
-    if cfg.dataset == "coco-stuff":
-        return folders.CocoStuff(
-            cfg.data_root, split="train", size=cfg.load_size, filter_outdoor=cfg.filter_outdoor,
-            on_corrupt=cfg.on_corrupt,
-        )  # fmt: skip
-    if cfg.dataset == "ade20k":
-        return folders.ADE20K(cfg.data_root, split="train", size=cfg.load_size, on_corrupt=cfg.on_corrupt)
-    return folders.LabelFolder(
-        cfg.data_root, label_nc=cfg.label_nc, size=cfg.load_size, dontcare_label=cfg.dontcare_label,
-        on_corrupt=cfg.on_corrupt,
+    """The training images of ``cfg`` (:func:`msca_fast.data.catalog.open_dataset`, split "train");
+    items: image (3,S,S) in [-1,1], label (S,S) int64, name; S = cfg.load_size."""
+    return open_dataset(
+        cfg.dataset, size=cfg.load_size, split="train", data_root=cfg.data_root, label_nc=cfg.label_nc,
+        dontcare_label=cfg.dontcare_label, filter_outdoor=cfg.filter_outdoor, on_corrupt=cfg.on_corrupt,
+        num_images=cfg.num_images, seed=cfg.seed,
     )  # fmt: skip
+
 
 def build_pairs(cfg: TrainConfig, images: Dataset, seed_offset: int = 0) -> SelfSupervisedPairs:
     schedule = PairSchedule(
