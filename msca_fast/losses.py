@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from msca_fast.checks import check_image_pair
 from msca_fast.models.vgg import PERCEPTUAL_LAYERS, PERCEPTUAL_WEIGHTS, VGG19
 
 DOutputs = Sequence[Sequence[Tensor]]
@@ -99,7 +100,7 @@ class VGGLoss(nn.Module):
         self.weight = weight
 
     def forward(self, fake: Tensor, real: Tensor) -> Tensor:
-        _check_image_pair("fake", fake, "real", real)
+        check_image_pair("fake", fake, "real", real)
         fake_features = self.vgg(fake)
         with torch.no_grad():
             real_features = self.vgg(real)
@@ -155,7 +156,7 @@ class StyleLoss(nn.Module):
         self.positions = tuple(self.vgg.layers.index(name) for name in self.layers)
 
     def forward(self, x: Tensor, y: Tensor) -> Tensor:
-        _check_image_pair("x", x, "y", y)
+        check_image_pair("x", x, "y", y)
         x_features, y_features = self.vgg(x), self.vgg(y)
         per_layer = [
             (gram_matrix(x_features[p]) - gram_matrix(y_features[p])).square().mean(dim=(1, 2)) for p in self.positions
@@ -164,23 +165,6 @@ class StyleLoss(nn.Module):
 
 
 # --- input checks -------------------------------------------------------------------------
-
-
-def _check_image(name: str, value: object) -> Tensor:
-    if not isinstance(value, Tensor):
-        raise TypeError(f"{name}: expected an image batch (B, 3, H, W), got {type(value).__name__}")
-    if value.dim() != 4 or value.shape[1] != 3:
-        raise ValueError(f"{name}: expected an image batch (B, 3, H, W) in [-1, 1], got shape {tuple(value.shape)}")
-    return value
-
-
-def _check_image_pair(first_name: str, first: object, second_name: str, second: object) -> None:
-    first, second = _check_image(first_name, first), _check_image(second_name, second)
-    if first.shape != second.shape:
-        raise ValueError(
-            f"{first_name} and {second_name}: expected the same shape, "
-            f"got {tuple(first.shape)} and {tuple(second.shape)}"
-        )
 
 
 def _outputs(name: str, outputs: object) -> list[list[Tensor]]:

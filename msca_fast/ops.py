@@ -192,6 +192,9 @@ class MSCA(nn.Module):
         """Eq. 6's gating vector mlp([gap(Fc1), gap(Fc2)]) -> (B,K) in (0,1); None without masking."""
         self._check_features("fc1", fc1, self.target_label_channels, "target_label_channels")
         self._check_features("fc2", fc2, self.exemplar_label_channels, "exemplar_label_channels")
+        return self._gate(fc1, fc2)
+
+    def _gate(self, fc1: Tensor, fc2: Tensor) -> Tensor | None:
         if self.gate_mlp is None:
             return None
         pooled = torch.cat([fc1.mean(dim=(2, 3)), fc2.mean(dim=(2, 3))], dim=1)
@@ -217,6 +220,7 @@ class MSCA(nn.Module):
 
     def forward(self, fx2: Tensor, fc2: Tensor, fc1: Tensor) -> Tensor:
         self._check_exemplar(fx2, fc2)
+        self._check_features("fc1", fc1, self.target_label_channels, "target_label_channels")
         phi_w, phi_b, psi_w, psi_b = self._params(fx2.dtype)
-        gate = self.gate(fc1, fc2)
+        gate = self._gate(fc1, fc2)
         return msca(fx2, fc2, fc1, phi_w, phi_b, psi_w, psi_b, gate, backend=self.backend)

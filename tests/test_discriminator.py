@@ -247,7 +247,7 @@ def _replace(args, name, value):
 BAD_INPUTS = {
     "x has 4 channels": (
         "x", lambda: torch.randn(2, 4, 32, 32), ValueError,
-        r"x: expected an RGB image batch \(B, 3, H, W\), got shape \(2, 4, 32, 32\)",
+        r"x: expected an RGB image batch \(B, 3, H, W\) in \[-1, 1\], got shape \(2, 4, 32, 32\)",
     ),
     "x is 3-D": ("x", lambda: torch.randn(3, 32, 32), ValueError, r"x: expected an RGB image .* \(3, 32, 32\)"),
     "x is a list": ("x", lambda: [[0.0]], TypeError, "x: expected a tensor of shape"),
@@ -265,7 +265,7 @@ BAD_INPUTS = {
     ),
     "c holds integers": (
         "c", lambda: torch.zeros(2, 5, 32, 32, dtype=torch.long), TypeError,
-        "c: expected a floating-point tensor .* got torch.int64 .*one_hot",
+        "c: expected a floating-point tensor .* got torch.int64; .*one_hot",
     ),
     "x_ex has 1 channel": (
         "x_ex", lambda: torch.randn(2, 1, 24, 24), ValueError,

@@ -204,10 +204,10 @@ def test_vgg_loss_errors(vgg):
     message = r"fake and real: expected the same shape, got \(2, 3, 32, 32\) and \(2, 3, 16, 16\)"
     with pytest.raises(ValueError, match=message):
         loss(images(), images(size=16))
-    message = r"real: expected an image batch \(B, 3, H, W\) in \[-1, 1\], got shape \(2, 1, 32, 32\)"
+    message = r"real: expected an RGB image batch \(B, 3, H, W\) in \[-1, 1\], got shape \(2, 1, 32, 32\)"
     with pytest.raises(ValueError, match=message):
         loss(images(), torch.zeros(2, 1, 32, 32))
-    with pytest.raises(TypeError, match="fake: expected an image batch"):
+    with pytest.raises(TypeError, match=r"fake: expected a tensor of shape \(B, 3, H, W\), got NoneType"):
         loss(None, images())
 
 

@@ -46,6 +46,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from msca_fast.checks import MIN_SIDE
 from msca_fast.data.class_names import (
     ADE20K_CLASS_NAMES,
     COCO_STUFF_CLASS_NAMES,
@@ -59,7 +60,6 @@ OnCorrupt = Literal["skip", "fail"]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 LABEL_EXTENSIONS = (".png",)
-MIN_SIZE = 16  # the generator's coarsest scale is 1/16 of the input
 _LISTED = 5  # stems quoted in a "files without a partner" error
 
 
@@ -91,8 +91,8 @@ class LabeledImageFolder(Dataset):
         if not self.root.is_dir():
             what = "is not a folder" if self.root.exists() else "does not exist"
             raise FileNotFoundError(f"{type(self).__name__}: data set root {self.root} {what}")
-        if isinstance(size, bool) or not isinstance(size, int) or size < MIN_SIZE:
-            raise ValueError(f"{type(self).__name__}: size must be an integer >= {MIN_SIZE}, got {size!r}")
+        if isinstance(size, bool) or not isinstance(size, int) or size < MIN_SIDE:
+            raise ValueError(f"{type(self).__name__}: size must be an integer >= {MIN_SIDE}, got {size!r}")
         if on_corrupt not in ("skip", "fail"):
             raise ValueError(f"{type(self).__name__}: on_corrupt must be 'skip' or 'fail', got {on_corrupt!r}")
         self.size = size

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from msca_fast.metrics.errors import import_optional
-from msca_fast.metrics.images import check_image_batch
+from msca_fast.checks import check_image_batch
 from msca_fast.metrics.weight_files import WeightSource, find_weights_file, load_state_dict_file
 
 INCEPTION_SOURCE = WeightSource(

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from msca_fast.metrics.errors import MetricWeightsUnavailable, import_optional
-from msca_fast.metrics.images import check_image_pair
+from msca_fast.checks import check_image_pair
 from msca_fast.metrics.weight_files import WeightSource, find_weights_file, load_state_dict_file
 
 # torchvision.models.VGG16_Weights.IMAGENET1K_V1.url, the backbone LPIPS was calibrated on.

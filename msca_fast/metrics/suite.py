@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from msca_fast.losses import StyleLoss
 from msca_fast.metrics.errors import MetricUnavailable
 from msca_fast.metrics.fid import FIDMetric
-from msca_fast.metrics.images import check_image_pair
+from msca_fast.checks import check_image_pair
 from msca_fast.metrics.lpips_vgg import LPIPSMetric
 from msca_fast.metrics.psnr import psnr
 from msca_fast.metrics.style import style_distance

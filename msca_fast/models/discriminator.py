@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm
 
+from msca_fast.checks import check_image_batch, check_label_map
 from msca_fast.models.config import D_NORMS, ModelConfig
 
 KERNEL_SIZE = 4
@@ -137,32 +138,7 @@ class MultiscaleDiscriminator(nn.Module):
         return outputs
 
 
-def _check_floating(name: str, value: object, layout: str, hint: str = "") -> Tensor:
-    if not isinstance(value, Tensor):
-        raise TypeError(f"{name}: expected a tensor of shape {layout}, got {type(value).__name__}")
-    if not value.dtype.is_floating_point:
-        raise TypeError(f"{name}: expected a floating-point tensor {layout}, got {value.dtype}{hint}")
-    return value
-
-
 def _check_pair(image_name: str, image: object, labels_name: str, labels: object, num_classes: int) -> None:
-    """An image (B,3,H,W) and its label map (B,num_classes,H,W), both floating point."""
-    layout = f"(B, {num_classes}, H, W)"
-    image = _check_floating(image_name, image, "(B, 3, H, W)")
-    labels = _check_floating(labels_name, labels, layout, " (one-hot: see msca_fast.models.labels.one_hot)")
-    if image.dim() != 4 or image.shape[1] != 3:
-        raise ValueError(f"{image_name}: expected an RGB image batch (B, 3, H, W), got shape {tuple(image.shape)}")
-    if labels.dim() != 4 or labels.shape[1] != num_classes:
-        raise ValueError(
-            f"{labels_name}: expected a one-hot label map {layout} with num_classes = {num_classes} "
-            f"channels, got shape {tuple(labels.shape)}"
-        )
-    if labels.shape[0] != image.shape[0]:
-        raise ValueError(
-            f"{labels_name}: expected batch size {image.shape[0]} (as {image_name}), got shape {tuple(labels.shape)}"
-        )
-    if labels.shape[-2:] != image.shape[-2:]:
-        raise ValueError(
-            f"{labels_name}: expected the spatial size of {image_name} {tuple(image.shape[-2:])}, "
-            f"got shape {tuple(labels.shape)}"
-        )
+    """An image (B,3,H,W) and its one-hot label map (B,num_classes,H,W)."""
+    image = check_image_batch(image_name, image)
+    check_label_map(labels_name, labels, num_classes, batch=image.shape[0], size=tuple(image.shape[-2:]), like=image_name)

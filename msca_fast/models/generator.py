@@ -17,7 +17,7 @@ from msca_fast.backends import registered_backends
 from msca_fast.models.alignment import MSCAAlignment, build_aligner
 from msca_fast.models.config import NUM_SCALES, ModelConfig
 from msca_fast.models.features import ImagePyramid, LabelPyramid
-from msca_fast.models.labels import check_image, check_label_map
+from msca_fast.checks import MIN_SIDE, check_image_batch, check_label_map
 from msca_fast.models.spade import SPADEResBlock, conv3x3
 
 # (in, out) channels as multiples of ngf, and the scale each SPADE block runs at (coarse to fine).
@@ -86,9 +86,9 @@ class Generator(nn.Module):
 
     def check_inputs(self, c1: Tensor, x2: Tensor, c2: Tensor) -> None:
         """Raise a ValueError/TypeError naming the bad argument."""
-        check_label_map("c1", c1, self.config.num_classes)
-        check_image("x2", x2, batch=c1.shape[0])
-        check_label_map("c2", c2, self.config.num_classes, batch=c1.shape[0])
+        check_label_map("c1", c1, self.config.num_classes, min_side=MIN_SIDE)
+        check_image_batch("x2", x2, batch=c1.shape[0], min_side=MIN_SIDE, like="c1")
+        check_label_map("c2", c2, self.config.num_classes, batch=c1.shape[0], size=tuple(x2.shape[-2:]), like="x2")
         if c2.shape[-2:] != x2.shape[-2:]:
             raise ValueError(
                 f"c2: expected the exemplar label map to have x2's size {tuple(x2.shape[-2:])}, got {tuple(c2.shape[-2:])}"

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from msca_fast.models.generator import Generator
-from msca_fast.models.labels import MIN_SIDE
+from msca_fast.checks import MIN_SIDE
 from msca_fast.synthesis.core import Exemplar, model_device, synthesize
 
 
