@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -61,12 +62,12 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(tmp_path, monkeypatch, ca
 
     def interrupted(self, batch):
         if self.step == 1:
-            raise KeyboardInterrupt
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C: the iteration finishes, then the run stops
         return original(self, batch)
 
     monkeypatch.setattr(trainer_module.Trainer, "adversarial_iteration", interrupted)
     assert train_tiny(tmp_path, "--pretrain-steps", "1", "--steps", "3") == 130
-    assert ckpt.latest_checkpoint(tmp_path).name == "checkpoint_00000002.pt"
+    assert ckpt.latest_checkpoint(tmp_path).name == "checkpoint_00000003.pt"
     assert "--resume" in capsys.readouterr().out
     monkeypatch.setattr(trainer_module.Trainer, "adversarial_iteration", original)
     assert train_tiny(tmp_path, "--pretrain-steps", "1", "--steps", "3", "--resume") == 0

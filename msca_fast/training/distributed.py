@@ -72,6 +72,16 @@ def all_mean(value: torch.Tensor, info: DistInfo) -> torch.Tensor:
     return value / info.world_size
 
 
+def any_process(flag: bool, info: DistInfo, device: torch.device) -> bool:
+    """True on every process when ``flag`` is True on any of them, so that all processes stop
+    at the same iteration (a process that stops alone leaves the others waiting in a collective)."""
+    if not info.distributed:
+        return flag
+    value = torch.tensor([1.0 if flag else 0.0], device=device)
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item() > 0)
+
+
 def cleanup(info: DistInfo) -> None:
     if info.distributed and dist.is_initialized():
         dist.destroy_process_group()

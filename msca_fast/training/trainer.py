@@ -29,8 +29,9 @@ from msca_fast.models.vgg import PERCEPTUAL_LAYERS, VGG19, VGGWeightsUnavailable
 from msca_fast.training import checkpoint as ckpt
 from msca_fast.training.config import TrainConfig
 from msca_fast.training.data import batches_per_epoch, build_pairs, epoch_loader, fixed_batch
-from msca_fast.training.distributed import DistInfo, all_mean, average_gradients
+from msca_fast.training.distributed import DistInfo, all_mean, any_process, average_gradients
 from msca_fast.training.ema import make_ema, update_ema
+from msca_fast.training.interrupt import StopAtBoundary
 from msca_fast.training.losses_step import Batch, DiscriminatorObjective, Reconstructions, generator_losses
 from msca_fast.visuals import class_palette, sample_grid, save_grid
 
@@ -309,9 +310,11 @@ class Trainer:
     # --- the loop ---------------------------------------------------------------------------
 
     def run(self) -> None:
-        """Train until cfg.pretrain_steps + cfg.steps iterations; checkpoint on the way, on
-        Ctrl-C and at the end."""
-        cfg = self.cfg
+        """Train until the last iteration, checkpointing on the way and at the end.
+
+        Ctrl-C stops at the next iteration boundary, saves a checkpoint there and raises
+        KeyboardInterrupt; a second Ctrl-C raises at once and saves nothing (a checkpoint taken
+        mid-iteration would not resume exactly)."""
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.tensorboard = open_tensorboard(self.out_dir) if self.info.is_main else None
         self.generator.train()
@@ -320,37 +323,65 @@ class Trainer:
             total=self.total_iterations, initial=self.iteration, disable=not self.info.is_main,
             desc="training", dynamic_ncols=True,
         )  # fmt: skip
-        images_per_iteration = cfg.batch_size * self.info.world_size * 2  # two reconstructions each
         try:
-            while self.iteration < self.total_iterations:
-                epoch, start = divmod(self.iteration, self.batches_per_epoch)
-                for samples in epoch_loader(self.pairs, cfg, self.info, epoch, start):
-                    started = time.perf_counter()
-                    batch = self.to_batch(samples)
-                    pretraining = self.pretrain_step < cfg.pretrain_steps
-                    values = self.pretrain_iteration(batch) if pretraining else self.adversarial_iteration(batch)
-                    rate = images_per_iteration / (time.perf_counter() - started)
-                    bar.update(1)
-                    bar.set_postfix({k: f"{v:.3g}" for k, v in values.items() if k in SHOWN} | {"img/s": f"{rate:.1f}"})
-                    if self.iteration % cfg.log_every == 0:
-                        self.log("pretrain" if pretraining else "train", values, rate)
-                    if self.iteration % cfg.sample_every == 0:
-                        self.write_samples()
-                    if self.iteration % cfg.checkpoint_every == 0:
-                        self.save()
-                    if self.iteration >= self.total_iterations:
-                        break
-        except KeyboardInterrupt:
-            bar.close()
-            path = self.save()
-            if path is not None:
-                print(f"\ninterrupted: saved {path}; continue with --resume latest --output-dir {self.out_dir}")
-            raise
-        bar.close()
-        self.write_samples()
-        self.save()
-        if self.tensorboard is not None:
-            self.tensorboard.close()
+            with StopAtBoundary() as stop:
+                try:
+                    stopped = self._iterate(bar, stop)
+                except KeyboardInterrupt:
+                    bar.close()
+                    self._report_unsaved_interrupt()
+                    raise
+                bar.close()
+                if stopped:
+                    path = self.save()
+                    if path is not None:
+                        print(f"stopped: saved {path}; continue with --resume latest --output-dir {self.out_dir}")
+                    raise KeyboardInterrupt
+                self.write_samples()
+                self.save()
+        finally:
+            if self.tensorboard is not None:
+                self.tensorboard.close()
+
+    def _iterate(self, bar: tqdm, stop: StopAtBoundary) -> bool:
+        """Iterations until the last one; True when a stop was requested before it (the state
+        is then at the boundary after the iteration that was running)."""
+        cfg = self.cfg
+        images_per_iteration = cfg.batch_size * self.info.world_size * 2  # two reconstructions each
+        while self.iteration < self.total_iterations:
+            epoch, start = divmod(self.iteration, self.batches_per_epoch)
+            loader = epoch_loader(self.pairs, cfg, self.info, epoch, start)
+            # Starting a DataLoader draws a worker base seed from the global RNG; a resumed run
+            # starts one more loader than a straight run, so the draw must not move the RNG.
+            with torch.random.fork_rng(devices=[]):
+                batches = iter(loader)
+            for samples in batches:
+                started = time.perf_counter()
+                batch = self.to_batch(samples)
+                pretraining = self.pretrain_step < cfg.pretrain_steps
+                values = self.pretrain_iteration(batch) if pretraining else self.adversarial_iteration(batch)
+                rate = images_per_iteration / (time.perf_counter() - started)
+                bar.update(1)
+                bar.set_postfix({k: f"{v:.3g}" for k, v in values.items() if k in SHOWN} | {"img/s": f"{rate:.1f}"})
+                if self.iteration % cfg.log_every == 0:
+                    self.log("pretrain" if pretraining else "train", values, rate)
+                if self.iteration % cfg.sample_every == 0:
+                    self.write_samples()
+                if self.iteration % cfg.checkpoint_every == 0:
+                    self.save()
+                if self.iteration >= self.total_iterations:
+                    return False
+                # Every process asks, so all stop after the same iteration.
+                if any_process(stop.requested, self.info, self.device):
+                    return True
+        return False
+
+    def _report_unsaved_interrupt(self) -> None:
+        if not self.info.is_main:
+            return
+        newest = ckpt.latest_checkpoint(self.out_dir)
+        where = f"the newest checkpoint is {newest}" if newest is not None else "there is no checkpoint yet"
+        print(f"\ninterrupted inside iteration {self.iteration + 1}: nothing saved; {where}")
 
 
 SHOWN = ("pretrain_patch", "g_total", "d_patch", "vgg_patch")

@@ -1,0 +1,137 @@
+"""Ctrl-C at a random moment, then --resume: the run ends bit for bit where a straight run ends.
+
+The straight run saves a checkpoint after every iteration; the interrupted run gets a real
+SIGINT from a timer thread at a random moment of a random iteration. Its checkpoint must
+equal the straight run's at the same iteration (so it was taken at an iteration boundary),
+and resuming from it must give the straight run's final checkpoint and loss log.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from msca_fast.training import checkpoint as ckpt
+from msca_fast.training import trainer as trainer_module
+from tiny_run import train_tiny
+
+SCHEDULE = ("--pretrain-steps", "1", "--steps", "4", "--g-every", "2")
+TOTAL = 5
+
+
+def assert_same_state(a: Any, b: Any, where: str = "checkpoint") -> None:
+    """Bit-for-bit equality of two checkpoint values (tensors: dtype, shape and every bit)."""
+    if isinstance(a, torch.Tensor):
+        assert isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b), f"{where} differs"
+    elif isinstance(a, dict):
+        assert isinstance(b, dict) and a.keys() == b.keys(), f"{where}: keys differ"
+        for key in a:
+            assert_same_state(a[key], b[key], f"{where}[{key!r}]")
+    elif isinstance(a, (list, tuple)):
+        assert type(a) is type(b) and len(a) == len(b), f"{where}: lengths differ"
+        for i, (x, y) in enumerate(zip(a, b)):
+            assert_same_state(x, y, f"{where}[{i}]")
+    else:
+        assert a == b, f"{where}: {a!r} != {b!r}"
+
+
+def training_state(path: Path) -> dict:
+    """Everything a checkpoint holds but its options (which name the output folder and --resume)."""
+    state = ckpt.load_checkpoint(path)
+    del state["train_config"]
+    return state
+
+
+def log_rows(out: Path) -> list[dict]:
+    rows = [json.loads(line) for line in (out / "losses.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in row.items() if k != "images_per_s"} for row in rows]
+
+
+def timed_iterations(monkeypatch, on_start) -> list[float]:
+    """Wrap both iteration kinds: call ``on_start(trainer)`` before each; returns their durations."""
+    durations: list[float] = []
+    for name in ("pretrain_iteration", "adversarial_iteration"):
+        original = getattr(trainer_module.Trainer, name)
+
+        def wrapped(self, batch, original=original):
+            on_start(self)
+            started = time.perf_counter()
+            try:
+                return original(self, batch)
+            finally:
+                durations.append(time.perf_counter() - started)
+
+        monkeypatch.setattr(trainer_module.Trainer, name, wrapped)
+    return durations
+
+
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory):
+    out = tmp_path_factory.mktemp("straight")
+    with pytest.MonkeyPatch.context() as patch:
+        durations = timed_iterations(patch, lambda trainer: None)
+        assert train_tiny(out, *SCHEDULE, "--checkpoint-every", "1", "--keep-checkpoints", str(TOTAL)) == 0
+    return out, min(durations)
+
+
+def test_ctrl_c_at_a_random_moment_resumes_exactly(straight, tmp_path, monkeypatch, capsys):
+    straight_dir, iteration_seconds = straight
+    when = random.randrange(1, TOTAL - 2)  # the interrupted iteration (0-based); two more follow it
+    delay = random.uniform(0.0, iteration_seconds)
+    moment = f"SIGINT {delay:.3f}s into iteration {when + 1} of {TOTAL}"
+    timers: list[threading.Timer] = []
+
+    def arm(trainer):
+        if trainer.iteration == when and not timers:
+            timers.append(threading.Timer(delay, os.kill, (os.getpid(), signal.SIGINT)))
+            timers[0].start()
+
+    late, running = [], [True]
+
+    def outside_the_trainer(signum, frame):  # Python's default while training, never pytest's
+        if running[0]:
+            raise KeyboardInterrupt
+        late.append(signum)
+
+    previous = signal.signal(signal.SIGINT, outside_the_trainer)
+    try:
+        timed_iterations(monkeypatch, arm)
+        code = train_tiny(tmp_path, *SCHEDULE)
+        running[0] = False
+        timers[0].join()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert not late and code == 130, f"{moment}: it did not arrive while training ran"
+    saved = ckpt.latest_checkpoint(tmp_path)
+    stopped_at = int(ckpt.PATTERN.match(saved.name).group(1))
+    assert when + 1 <= stopped_at < TOTAL, f"{moment}: saved at iteration {stopped_at}"
+    assert f"stopped: saved {saved}" in capsys.readouterr().out
+    assert_same_state(training_state(saved), training_state(straight_dir / saved.name), f"{moment}: {saved.name}")
+
+    monkeypatch.undo()
+    assert train_tiny(tmp_path, *SCHEDULE, "--resume") == 0
+    final = ckpt.checkpoint_name(TOTAL)
+    assert_same_state(training_state(tmp_path / final), training_state(straight_dir / final), f"{moment}: {final}")
+    assert log_rows(tmp_path) == log_rows(straight_dir)
+
+
+def test_a_second_ctrl_c_quits_at_once_without_saving(tmp_path, monkeypatch, capsys):
+    def interrupt_twice(trainer):
+        if trainer.iteration == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGINT)
+
+    timed_iterations(monkeypatch, interrupt_twice)
+    assert train_tiny(tmp_path, *SCHEDULE) == 130
+    assert ckpt.latest_checkpoint(tmp_path) is None
+    assert "interrupted inside iteration 2: nothing saved; there is no checkpoint yet" in capsys.readouterr().out
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the trainer put it back
