@@ -17,7 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from msca_fast import reference
-from msca_fast.backends import registered_backends, select_backend
+from msca_fast.backends import check_backend_name, select_backend
 from msca_fast.validation import validate_aggregate, validate_distribute, validate_msca
 
 __all__ = ["msca", "aggregate", "distribute", "attention_maps", "AttentionMaps", "MSCA"]
@@ -141,9 +141,7 @@ class MSCA(nn.Module):
             raise TypeError(f"masking: expected True or False, got {masking!r}")
         if isinstance(logit_scale, bool) or not isinstance(logit_scale, (int, float)) or not logit_scale > 0:
             raise ValueError(f"logit_scale: expected a positive number, got {logit_scale!r}")
-        known = ["auto"] + [b.name for b in registered_backends()]
-        if backend not in known:
-            raise ValueError(f"backend: unknown backend {backend!r}; expected one of {known}")
+        check_backend_name(backend)
         self.image_channels = image_channels
         self.exemplar_label_channels = exemplar_label_channels
         self.target_label_channels = target_label_channels

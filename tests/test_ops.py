@@ -285,7 +285,7 @@ def test_unknown_backend_lists_known_names(inputs):
 
 
 def test_backend_must_be_a_string(inputs):
-    with pytest.raises(TypeError, match="backend: expected a string"):
+    with pytest.raises(TypeError, match="backend: expected a backend name \\(a string\\), got NoneType"):
         _msca(inputs, backend=None)
 
 

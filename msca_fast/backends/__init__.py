@@ -3,6 +3,7 @@
 from msca_fast.backends.registry import (
     Backend,
     backend_reasons,
+    check_backend_name,
     register_backend,
     registered_backends,
     select_backend,
@@ -11,4 +12,11 @@ from msca_fast.backends import reference_backend  # noqa: F401  (registers "refe
 from msca_fast.backends import extension_backend  # noqa: F401  (registers "cpu" and "cuda")
 from msca_fast.backends import triton_backend  # noqa: F401  (registers "triton"; a missing triton shows in its why_not)
 
-__all__ = ["Backend", "backend_reasons", "register_backend", "registered_backends", "select_backend"]
+__all__ = [
+    "Backend",
+    "backend_reasons",
+    "check_backend_name",
+    "register_backend",
+    "registered_backends",
+    "select_backend",
+]

@@ -71,18 +71,25 @@ def _describe(problem: Problem) -> str:
     )
 
 
+def check_backend_name(name: object, argument: str = "backend") -> str:
+    """``name`` if it is "auto" or a registered backend's name; else a TypeError/ValueError
+    naming ``argument`` and the choices."""
+    if not isinstance(name, str):
+        raise TypeError(f"{argument}: expected a backend name (a string), got {type(name).__name__}")
+    if name != "auto" and name not in _BACKENDS:
+        known = ", ".join(['"auto"'] + [f'"{b.name}"' for b in registered_backends()])
+        raise ValueError(f"{argument}: unknown backend {name!r}; expected one of {known}")
+    return name
+
+
 def select_backend(name: str, problem: Problem) -> Backend:
     """The backend that will run ``problem``: the named one, or the best one for "auto"."""
-    if not isinstance(name, str):
-        raise TypeError(f"backend: expected a string, got {type(name).__name__}")
+    check_backend_name(name)
     if name == "auto":
         for backend in registered_backends():
             if backend.in_auto and backend.why_not(problem) is None:
                 return backend
         raise ValueError(f"backend: no backend can serve ({_describe(problem)}):\n{_reason_lines(problem)}")
-    if name not in _BACKENDS:
-        known = ", ".join(['"auto"'] + [f'"{b.name}"' for b in registered_backends()])
-        raise ValueError(f"backend: unknown backend {name!r}; expected one of {known}")
     backend = _BACKENDS[name]
     reason = backend.why_not(problem)
     if reason is not None:

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from msca_fast.backends import registered_backends
+from msca_fast.backends import check_backend_name
 from msca_fast.models.alignment import MSCAAlignment, build_aligner
 from msca_fast.models.config import NUM_SCALES, ModelConfig
 from msca_fast.models.features import ImagePyramid, LabelPyramid
@@ -77,9 +77,7 @@ class Generator(nn.Module):
 
     def set_msca_backend(self, backend: str) -> None:
         """Run every MSCA of this generator on ``backend`` ("auto" or a registered backend name)."""
-        known = ["auto"] + [b.name for b in registered_backends()]
-        if backend not in known:
-            raise ValueError(f"backend: unknown MSCA backend {backend!r}; expected one of {known}")
+        check_backend_name(backend)
         for aligner in self.aligners:
             if isinstance(aligner, MSCAAlignment):
                 aligner.msca.backend = backend
