@@ -7,7 +7,6 @@ batch t of the epoch-by-epoch sampler, so resuming at any iteration continues ex
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 import warnings
 from contextlib import nullcontext
@@ -27,6 +26,7 @@ from msca_fast.models.generator import Generator
 from msca_fast.models.pretrain_head import AttentionPretrainHead
 from msca_fast.models.vgg import PERCEPTUAL_LAYERS, VGG19, VGGWeightsUnavailable
 from msca_fast.training import checkpoint as ckpt
+from msca_fast.training import loss_log
 from msca_fast.training.config import TrainConfig
 from msca_fast.training.data import batches_per_epoch, build_pairs, epoch_loader, fixed_batch
 from msca_fast.training.distributed import DistInfo, all_mean, any_process, average_gradients
@@ -300,8 +300,7 @@ class Trainer:
         if not self.info.is_main:
             return
         record = {"iteration": self.iteration, "phase": phase, **values, "images_per_s": images_per_second}
-        with open(self.out_dir / "losses.jsonl", "a") as handle:
-            handle.write(json.dumps(record) + "\n")
+        loss_log.append_row(self.out_dir / LOSS_LOG, record)
         if self.tensorboard is not None:
             for key, value in values.items():
                 self.tensorboard.add_scalar(f"{phase}/{key}", value, self.iteration)
@@ -316,7 +315,11 @@ class Trainer:
         KeyboardInterrupt; a second Ctrl-C raises at once and saves nothing (a checkpoint taken
         mid-iteration would not resume exactly)."""
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        self.tensorboard = open_tensorboard(self.out_dir) if self.info.is_main else None
+        if self.info.is_main:
+            dropped = loss_log.truncate_after(self.out_dir / LOSS_LOG, self.iteration)
+            if dropped:
+                print(f"{LOSS_LOG}: dropped {dropped} rows after iteration {self.iteration}, where this run starts")
+        self.tensorboard = open_tensorboard(self.out_dir, self.iteration) if self.info.is_main else None
         self.generator.train()
         self.discriminator.train()
         bar = tqdm(
@@ -385,12 +388,14 @@ class Trainer:
 
 
 SHOWN = ("pretrain_patch", "g_total", "d_patch", "vgg_patch")
+LOSS_LOG = "losses.jsonl"
 
 
-def open_tensorboard(out_dir: Path):
-    """A SummaryWriter under out_dir/tensorboard when tensorboard is installed, else None."""
+def open_tensorboard(out_dir: Path, iteration: int):
+    """A SummaryWriter under out_dir/tensorboard when tensorboard is installed, else None; it
+    hides events logged after ``iteration`` (the checkpoint a resumed run starts from)."""
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:
         return None
-    return SummaryWriter(str(out_dir / "tensorboard"))
+    return SummaryWriter(str(out_dir / "tensorboard"), purge_step=iteration + 1)
