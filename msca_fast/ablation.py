@@ -5,127 +5,62 @@
         --data-root /data/cocostuff --steps 50000 --eval-size 256
 
 Each variant (full MSCA, w/o masking, GAP, w/o attention, w/o global self-reconstruction) is
-trained with the same options and seed (every option not listed below goes to train.py
-unchanged) into ``<output-dir>/<variant>``, then evaluated on the same images into
-``<output-dir>/<variant>/eval``. Written to ``<output-dir>``: ``ablation.md`` and
-``ablation.json`` (the comparison table), ``comparison.png`` (target label | exemplar | each
-variant | ground truth on the first evaluation rows) and ``attention/`` (the full model's
-attention maps at scales 0-2). Finished variants are not retrained (their final checkpoint is
-found); interrupted ones resume.
+trained with the same options and seed (every train.py option but --output-dir, --variant,
+--resume and --lambda-global, which are set per variant) into ``<output-dir>/<variant>``, then
+evaluated on the same images into ``<output-dir>/<variant>/eval``. Written to
+``<output-dir>``: ``ablation.md`` and ``ablation.json`` (the comparison table),
+``comparison.png`` (target label | exemplar | each variant | ground truth on the first
+evaluation rows) and ``attention/`` (the full model's attention maps at scales 0-2). Finished
+variants are not retrained (their final checkpoint is found); interrupted ones resume. The
+work is :func:`msca_fast.evaluation.ablation.ablate`; this module is its command line.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import dataclasses
 import sys
-from pathlib import Path
 
-import torch
-import torchvision
-
-from msca_fast import evaluate
-from msca_fast.evaluation.comparison import comparison_grid, save_attention_figures
-from msca_fast.evaluation.report import markdown_table, write_json
-from msca_fast.evaluation.tasks import build_task
+from msca_fast.cli import default_text, new_parser, options_of, run_command
+from msca_fast.evaluation.ablation import VARIANTS, AblationConfig, ablate
+from msca_fast.evaluation.tasks import TASKS
+from msca_fast.metrics.suite import METRIC_NAMES
 from msca_fast.training import cli as train_cli
-from msca_fast.training.checkpoint import load_generator
 
-# Table 1's variants: their names in the table, and what each adds to train.py's arguments.
-VARIANTS = {
-    "msca": ("full", ["--variant", "msca"]),
-    "no_masking": ("w/o masking", ["--variant", "no_masking"]),
-    "gap": ("GAP", ["--variant", "gap"]),
-    "no_attention": ("w/o attention", ["--variant", "no_attention"]),
-    "no_global": ("w/o global", ["--variant", "msca", "--lambda-global", "0"]),
-}
-COMPARISON_ROWS = 6
+PROG = "python -m msca_fast.ablation"
+# train.py's options that the ablation sets per variant (argparse destinations).
+PER_VARIANT = ("output_dir", "alignment", "resume", "lambda_global")
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m msca_fast.ablation", description=__doc__, allow_abbrev=False,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    p.add_argument("--output-dir", default="ablation")
-    p.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
-    p.add_argument("--eval-num-images", type=int, default=100)
-    p.add_argument("--eval-size", type=int, default=64)
-    p.add_argument("--eval-tasks", nargs="+", choices=evaluate.TASKS)
-    p.add_argument("--eval-metrics", nargs="+", default=["psnr", "lpips", "fid", "style"])
-    p.add_argument("--eval-strict", action="store_true")
+def build_parser() -> argparse.ArgumentParser:
+    """The ablation's options (absent ones take AblationConfig's defaults), then train.py's."""
+    p = new_parser(PROG, __doc__, allow_abbrev=False, argument_default=argparse.SUPPRESS)
+
+    def default(name: str) -> str:
+        return default_text(AblationConfig, name)
+
+    own = p.add_argument_group("ablation")
+    own.add_argument("--output-dir", help=default("output_dir"))
+    own.add_argument("--variants", nargs="+", choices=list(VARIANTS), help=default("variants"))
+    own.add_argument("--eval-num-images", type=int, help=default("eval_num_images"))
+    own.add_argument("--eval-size", type=int, help=default("eval_size"))
+    own.add_argument("--eval-tasks", nargs="+", choices=TASKS, help="default: every task the data set allows")
+    own.add_argument("--eval-metrics", nargs="+", choices=METRIC_NAMES, help=default("eval_metrics"))
+    own.add_argument("--eval-strict", action="store_true", help="fail when a metric's pretrained network is missing")
+    train_cli.add_training_arguments(p, skip=PER_VARIANT)
     return p
 
 
-def option(argv: list[str], name: str, default: str | None) -> str | None:
-    """The value of ``--name`` in a train.py argument list, else ``default``."""
-    return argv[argv.index(name) + 1] if name in argv and argv.index(name) + 1 < len(argv) else default
+def config_from_args(args: argparse.Namespace) -> AblationConfig:
+    """The parsed options -> the AblationConfig, the train.py options becoming its ``train``."""
+    values = options_of(args)
+    own = {f.name: values.pop(f.name) for f in dataclasses.fields(AblationConfig) if f.name in values}
+    return AblationConfig(train=train_cli.config_from_args(argparse.Namespace(**values)), **own)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args, train_args = parser().parse_known_args(argv)
-    for forbidden in ("--output-dir", "--variant", "--resume", "--lambda-global"):
-        if forbidden in train_args:
-            print(f"ablation: error: {forbidden} is set per variant by the ablation script", file=sys.stderr)
-            return 2
-    out = Path(args.output_dir)
-    dataset = option(train_args, "--dataset", "synthetic")
-    results, missing = {}, {}
-    for variant in args.variants:
-        run_dir = out / variant
-        label, variant_args = VARIANTS[variant]
-        print(f"== {variant}: training into {run_dir}")
-        code = train_cli.main([*train_args, *variant_args, "--output-dir", str(run_dir), "--resume", "latest"])
-        if code != 0:
-            print(f"ablation: error: training {variant} failed (exit {code})", file=sys.stderr)
-            return code
-        eval_argv = [
-            "--checkpoint", str(run_dir), "--dataset", dataset, "--output-dir", str(run_dir / "eval"),
-            "--num-images", str(args.eval_num_images), "--size", str(args.eval_size),
-            "--metrics", *args.eval_metrics,
-        ]  # fmt: skip
-        for name in ("--data-root", "--label-nc"):
-            if option(train_args, name, None) is not None:
-                eval_argv += [name, option(train_args, name, None)]
-        if args.eval_tasks:
-            eval_argv += ["--tasks", *args.eval_tasks]
-        if args.eval_strict:
-            eval_argv.append("--strict")
-        print(f"== {variant}: evaluating")
-        code = evaluate.main(eval_argv)
-        if code != 0:
-            print(f"ablation: error: evaluating {variant} failed (exit {code})", file=sys.stderr)
-            return code
-        payload = json.loads((run_dir / "eval" / "results.json").read_text())
-        results[label] = next(iter(payload["results"].values()))
-        missing.update(payload["missing"])
-    table = markdown_table(results, missing)
-    (out / "ablation.md").write_text(table)
-    write_json(out / "ablation.json", {"variants": args.variants, "train_args": train_args, "results": results,
-                                       "missing": missing})  # fmt: skip
-    print(table)
-    print(f"wrote {out / 'ablation.md'} and {out / 'ablation.json'}")
-    if dataset == "synthetic":
-        write_pictures(out, args)
-    return 0
-
-
-def write_pictures(out: Path, args: argparse.Namespace) -> None:
-    """comparison.png and the full model's attention/ figures, on the first style-transfer rows
-    of the evaluation scenes (synthetic data only: its truths are exact)."""
-    from msca_fast.data.synthetic import SyntheticScenes
-
-    scenes = SyntheticScenes(num_images=COMPARISON_ROWS + 1, size=args.eval_size, seed=evaluate.DEFAULT_SEED)
-    items = [scenes[i] for i in range(len(scenes))]
-    samples = build_task(
-        "style-transfer", [it["image"] for it in items], [it["label"] for it in items], [it["name"] for it in items],
-        scenes.num_classes, dataset=scenes,
-    )[:COMPARISON_ROWS]  # fmt: skip
-    generators = {VARIANTS[v][0]: load_generator(out / v) for v in args.variants}
-    palette = torch.as_tensor(scenes.palette, dtype=torch.uint8)
-    torchvision.utils.save_image(comparison_grid(generators, samples, palette), out / "comparison.png")
-    print(f"wrote {out / 'comparison.png'} (columns: target label | exemplar | {' | '.join(generators)} | truth)")
-    if "msca" in args.variants:
-        paths = save_attention_figures(generators[VARIANTS["msca"][0]], samples[0], palette, out / "attention")
-        print(f"wrote {', '.join(str(p) for p in paths)}")
+    """Exit code: 0 done, 2 bad options or files, 130 stopped by Ctrl-C, 1 anything else."""
+    return run_command(build_parser(), argv, lambda args: ablate(config_from_args(args)))
 
 
 if __name__ == "__main__":

@@ -9,16 +9,16 @@ of the model's training data; exemplars are photos with such a label map of the 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 
-import torch
-
+from msca_fast.cli import add_debug_option, default_text, new_parser, options_of, run_command
 from msca_fast.models.config import NUM_SCALES
-from msca_fast.synthesis.commands import COMMANDS
+from msca_fast.synthesis.commands import (
+    COMMANDS, run_attention, run_extrapolate, run_interpolate, synthesize_files,
+)  # fmt: skip
 from msca_fast.synthesis.errors import InputError
-from msca_fast.synthesis.exemplar_parser import load_exemplar_parser
-from msca_fast.synthesis.model_file import load_model
-from msca_fast.synthesis.session import Session
+from msca_fast.synthesis.session import SynthesisConfig
 
 PROG = "python -m msca_fast.synthesize"
 
@@ -53,17 +53,19 @@ def _dontcare(text: str) -> int | None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    """Options left out are absent from the parsed namespace (argparse.SUPPRESS), so
+    SynthesisConfig's and the command functions' defaults apply: they are the only defaults."""
+    common = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
     model = common.add_argument_group("model")
     model.add_argument("--checkpoint", required=True, help="a checkpoint_*.pt or a run folder (its latest checkpoint)")
     model.add_argument("--raw-weights", action="store_true", help="the raw training generator instead of the EMA one")
-    model.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:1, ...")
+    model.add_argument("--device", help="auto (CUDA when available; the default), cpu, cuda, cuda:1, ...")
     model.add_argument(
-        "--dontcare-label", type=_dontcare, default=argparse.SUPPRESS, metavar="ID",
+        "--dontcare-label", type=_dontcare, metavar="ID",
         help="raw label id meaning the model's last class (don't care); default: as in training "
         "(255 for COCO-Stuff); 'none' to turn off",
     )  # fmt: skip
-    model.add_argument("--debug", action="store_true", help="show the traceback of unexpected errors")
+    add_debug_option(model)
     sizes = common.add_argument_group("sizes and exemplar labels")
     sizes.add_argument("--size", type=int, nargs="+", metavar="N", help="resize label maps (nearest) to N x N or H W")
     sizes.add_argument(
@@ -76,13 +78,13 @@ def build_parser() -> argparse.ArgumentParser:
         "MODULE is importable or a .py file",
     )  # fmt: skip
 
-    parser = argparse.ArgumentParser(
-        prog=PROG, description=__doc__, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = new_parser(PROG, __doc__, EPILOG)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, help_text: str) -> argparse.ArgumentParser:
-        return sub.add_parser(name, parents=[common], help=help_text, description=help_text)
+        return sub.add_parser(
+            name, parents=[common], help=help_text, description=help_text, argument_default=argparse.SUPPRESS
+        )
 
     single = command("single", "the target layout in the exemplar's style; folders give one image per pair")
     single.add_argument("--label", required=True, help="target label PNG, or a folder of them")
@@ -92,7 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     interpolate = command("interpolate", "style interpolation between two exemplars (paper Fig. 5)")
     _two_exemplar_options(interpolate)
-    interpolate.add_argument("--steps", type=int, default=5, help="images from t = 0 to t = 1 (default 5)")
+    interpolate.add_argument(
+        "--steps", type=int, help=f"images from t = 0 to t = 1 ({default_text(run_interpolate, 'steps')})"
+    )
     interpolate.add_argument("--output", required=True, help="a strip: exemplar a | t = 0 .. 1 | exemplar b")
     interpolate.add_argument("--frames-dir", help="also write each step as its own PNG here")
 
@@ -104,9 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
     extra.add_argument("--canvas-label", required=True, help="label PNG of the whole canvas (resized by --size)")
     extra.add_argument("--exemplar", required=True, help="the exemplar patch (the canvas centre's photo)")
     extra.add_argument("--exemplar-label")
-    extra.add_argument("--patch", type=int, default=256, help="side of the synthesized patches (default 256)")
-    extra.add_argument("--stride", type=int, default=128, help="distance between patches (default 128)")
-    extra.add_argument("--batch-size", type=int, default=4, help="patches synthesized at once (default 4)")
+    for flag, text in (("--patch", "side of the synthesized patches"), ("--stride", "distance between patches"),
+                       ("--batch-size", "patches synthesized at once")):  # fmt: skip
+        extra.add_argument(flag, type=int, help=f"{text} ({default_text(run_extrapolate, flag[2:].replace('-', '_'))})")
     extra.add_argument("--output", required=True)
 
     swap = command("swap-grid", "every layout in every exemplar's style (paper Fig. 9)")
@@ -119,7 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
     attention.add_argument("--label", required=True)
     attention.add_argument("--exemplar", required=True)
     attention.add_argument("--exemplar-label")
-    attention.add_argument("--scale", type=int, default=0, help=f"0 (finest) .. {NUM_SCALES - 1} (default 0)")
+    attention.add_argument(
+        "--scale", type=int, help=f"0 (finest) .. {NUM_SCALES - 1} ({default_text(run_attention, 'scale')})"
+    )
     attention.add_argument("--output", required=True)
     return parser
 
@@ -139,48 +145,27 @@ def parse_size(option: str, values: list[int] | None) -> tuple[int, int] | None:
     return (values[0], values[-1])
 
 
-def make_session(args: argparse.Namespace) -> Session:
-    device = args.device
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    model = load_model(args.checkpoint, ema=not args.raw_weights, device=device)
-    parser = None if args.exemplar_parser is None else load_exemplar_parser(args.exemplar_parser)
-    return Session(
-        model,
-        target_size=parse_size("--size", args.size),
-        exemplar_size=parse_size("--exemplar-size", args.exemplar_size),
-        dontcare=getattr(args, "dontcare_label", model.dontcare),
-        parser=parser,
-        parser_name=args.exemplar_parser or "",
-    )
+def config_from_args(args: argparse.Namespace) -> tuple[str, SynthesisConfig, dict]:
+    """The parsed options -> (the command, the SynthesisConfig of the common options, the
+    command's own options as keywords of its function)."""
+    values = options_of(args)
+    command = values.pop("command")
+    common = {f.name: values.pop(f.name) for f in dataclasses.fields(SynthesisConfig) if f.name in values}
+    for name in ("size", "exemplar_size"):
+        if name in common:
+            common[name] = parse_size(f"--{name.replace('_', '-')}", common[name])
+    return command, SynthesisConfig(**common), values
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run one subcommand; 0 on success, 2 for bad inputs or options, 1 for anything else."""
-    try:
-        args = build_parser().parse_args(argv)
-    except SystemExit as exit_:  # argparse has printed the usage and the error (or the help)
-        return int(exit_.code or 0)
-    try:
-        session = make_session(args)
-        for path in COMMANDS[args.command](args, session):
-            print(f"wrote {path}")
-        return 0
-    except KeyboardInterrupt:
-        return 130
-    except ValueError as error:  # InputError, and the library's argument checks
-        _report(error)
-        return 2
-    except Exception as error:  # noqa: BLE001  (one line, never a traceback, unless --debug)
-        if args.debug:
-            raise
-        _report(error, f"unexpected {type(error).__name__}: ", " (rerun with --debug for the traceback)")
-        return 1
+    """Run one subcommand; 0 on success, 2 for bad inputs or options, 130 on Ctrl-C, 1 for anything else."""
+    return run_command(build_parser(), argv, _run)
 
 
-def _report(error: BaseException, prefix: str = "", suffix: str = "") -> None:
-    message = " ".join(str(error).split()) or type(error).__name__
-    print(f"{PROG}: error: {prefix}{message}{suffix}", file=sys.stderr)
+def _run(args: argparse.Namespace) -> None:
+    command, config, options = config_from_args(args)
+    for path in synthesize_files(command, config, **options):
+        print(f"wrote {path}")
 
 
 if __name__ == "__main__":

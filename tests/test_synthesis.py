@@ -19,6 +19,7 @@ from msca_fast.data.image_io import load_image, save_image
 from msca_fast.data.synthetic import SyntheticScenes
 from msca_fast.models.alignment import GAPAlignment
 from msca_fast.models.labels import one_hot
+from msca_fast.synthesis import session as session_module
 from msca_fast.synthesis.figures import grid_size
 from msca_fast.synthesis.model_file import load_model
 from msca_fast.training.checkpoint import load_checkpoint, load_generator
@@ -35,7 +36,7 @@ def _save_label(ids: np.ndarray, path: Path) -> Path:
 
 def _save_small_checkpoint(state: dict, path: Path) -> Path:
     """The parts of a checkpoint synthesis reads, re-saved (with whatever edits the test made)."""
-    keep = ("model_config", "train_config", "generator", "generator_ema", "vgg19")
+    keep = ("model_config", "train_config", "generator", "generator_ema", "vgg19_source")
     torch.save({k: state[k] for k in keep if k in state}, path)
     return path
 
@@ -121,7 +122,7 @@ def cached_load_model():
 def load_each_checkpoint_once(monkeypatch, cached_load_model):
     """The CLI reads its checkpoint (100 MB, mostly VGG) on every call; these tests share one
     read per file. Failed loads are not cached, so every error path still runs."""
-    monkeypatch.setattr(cli, "load_model", cached_load_model)
+    monkeypatch.setattr(session_module, "load_model", cached_load_model)
 
 
 def _labels(path: Path) -> torch.Tensor:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from msca_fast.models.config import ModelConfig
-from msca_fast.training.config import make_config
+from msca_fast.training.config import MODEL_OPTIONS, make_config
 from msca_fast.training.trainer import model_config_for
 
 # Settings the CPU presets add to the paper's method (RESULTS.md measures each).
@@ -15,8 +15,8 @@ DEMO_ONLY = {"attention_logit_scale": 20.0, "lambda_l1": 20.0, "pretrain_rgb": T
 @pytest.mark.parametrize("preset", ["256", "512"])
 def test_paper_presets_keep_the_paper_method(preset):
     cfg = make_config(preset)
-    assert cfg.attention_logit_scale == 1.0 and cfg.lambda_l1 == 0 and not cfg.pretrain_rgb
-    assert cfg.padding_mode == "zeros" and cfg.lr_pretrain is None
+    assert cfg.model.attention_logit_scale == 1.0 and cfg.lambda_l1 == 0 and not cfg.pretrain_rgb
+    assert cfg.model.padding_mode == "zeros" and cfg.lr_pretrain is None
     model = model_config_for(cfg, 183)
     assert model.attention_logit_scale == 1.0 and model.padding_mode == "zeros"
 
@@ -24,7 +24,7 @@ def test_paper_presets_keep_the_paper_method(preset):
 @pytest.mark.parametrize("preset", ["cpu-demo", "cpu-long"])
 def test_cpu_presets_add_the_demo_settings(preset):
     cfg = make_config(preset)
-    assert {k: getattr(cfg, k) for k in DEMO_ONLY} == DEMO_ONLY
+    assert {k: getattr(cfg.model if k in MODEL_OPTIONS else cfg, k) for k in DEMO_ONLY} == DEMO_ONLY
     model = model_config_for(cfg, 12)
     assert model.attention_logit_scale == 20.0 and model.padding_mode == "replicate"
     assert make_config("cpu-long").steps > make_config("cpu-demo").steps
@@ -32,7 +32,7 @@ def test_cpu_presets_add_the_demo_settings(preset):
 
 def test_options_override_the_demo_settings():
     cfg = make_config("cpu-demo", attention_logit_scale=1.0, lambda_l1=0.0, pretrain_rgb=False)
-    assert cfg.attention_logit_scale == 1.0 and cfg.lambda_l1 == 0 and not cfg.pretrain_rgb
+    assert cfg.model.attention_logit_scale == 1.0 and cfg.lambda_l1 == 0 and not cfg.pretrain_rgb
 
 
 def test_bad_model_options_name_the_argument():

@@ -65,7 +65,9 @@ def open_dataset(
     from msca_fast.data import folders
 
     if dataset == "coco-stuff":
-        return folders.CocoStuff(data_root, split=split, size=size, filter_outdoor=filter_outdoor, on_corrupt=on_corrupt)
+        return folders.CocoStuff(
+            data_root, split=split, size=size, filter_outdoor=filter_outdoor, on_corrupt=on_corrupt
+        )
     if dataset == "ade20k":
         return folders.ADE20K(data_root, split=split, size=size, on_corrupt=on_corrupt)
     return folders.LabelFolder(

@@ -1,13 +1,15 @@
 """The subcommands of ``python -m msca_fast.synthesize``: files in, PNG files out.
 
-Each takes the parsed options and a :class:`~msca_fast.synthesis.session.Session`, writes its
-output and returns the paths written.
+:func:`synthesize_files` opens the session of a :class:`SynthesisConfig` and runs one command;
+each command is a plain function of a :class:`~msca_fast.synthesis.session.Session` and its
+own file options, writes its output and returns the paths written.
 """
 
 from __future__ import annotations
 
-import argparse
+import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from tqdm import tqdm
@@ -19,14 +21,26 @@ from msca_fast.synthesis.errors import InputError
 from msca_fast.synthesis.extrapolation import extrapolate
 from msca_fast.synthesis.figures import fit, tile_grid
 from msca_fast.synthesis.interpolation import interpolate_styles, spatial_interpolation
-from msca_fast.synthesis.session import Session, write_image
+from msca_fast.synthesis.session import Session, SynthesisConfig, open_session, write_image
 from msca_fast.synthesis.swap_grid import style_swap_grid
 
 
-def run_single(args: argparse.Namespace, session: Session) -> list[Path]:
+PathLike = str | os.PathLike
+
+
+def synthesize_files(command: str, config: SynthesisConfig, **options) -> list[Path]:
+    """Run ``command`` (a key of :data:`COMMANDS`) with its ``options`` on the model of ``config``."""
+    if command not in COMMANDS:
+        raise InputError(f"command: expected one of {list(COMMANDS)}, got {command!r}")
+    return COMMANDS[command](open_session(config), **options)
+
+
+def run_single(
+    session: Session, label: PathLike, exemplar: PathLike, output: PathLike, exemplar_label: PathLike | None = None
+) -> list[Path]:
     """One label map + one exemplar -> one image; folders -> one image per pair (see :mod:`.batch`)."""
-    label, exemplar, output = Path(args.label), Path(args.exemplar), Path(args.output)
-    exemplar_label = None if args.exemplar_label is None else Path(args.exemplar_label)
+    label, exemplar, output = Path(label), Path(exemplar), Path(output)
+    exemplar_label = None if exemplar_label is None else Path(exemplar_label)
     g = session.model.generator
     if not is_batch(label, exemplar):
         target = output / f"{label.stem}.png" if output.is_dir() else output
@@ -47,60 +61,81 @@ def run_single(args: argparse.Namespace, session: Session) -> list[Path]:
     return written
 
 
-def run_interpolate(args: argparse.Namespace, session: Session) -> list[Path]:
-    """A strip: exemplar a | t = 0 ... t = 1 | exemplar b; optionally one PNG per step in --frames-dir."""
-    if args.steps < 2:
-        raise InputError(f"--steps: expected at least 2 (t = 0 and t = 1), got {args.steps}")
-    c1 = session.labels(args.label)
-    a, b = _two_exemplars(args, session)
-    ts = [i / (args.steps - 1) for i in range(args.steps)]
+def run_interpolate(
+    session: Session, label: PathLike, exemplar: Sequence[PathLike], output: PathLike,
+    exemplar_label: Sequence[PathLike] | None = None, steps: int = 5, frames_dir: PathLike | None = None,
+) -> list[Path]:  # fmt: skip
+    """A strip: exemplar a | t = 0 ... t = 1 | exemplar b, ``steps`` images; optionally one PNG
+    per step in ``frames_dir``."""
+    if steps < 2:
+        raise InputError(f"--steps: expected at least 2 (t = 0 and t = 1), got {steps}")
+    c1 = session.labels(label)
+    a, b = _two_exemplars(session, exemplar, exemplar_label)
+    ts = [i / (steps - 1) for i in range(steps)]
     frames = [f.cpu()[0] for f in interpolate_styles(session.model.generator, c1, a, b, ts)]
     size = tuple(c1.shape[-2:])
     strip = tile_grid([fit(a[0], size)[0], *frames, fit(b[0], size)[0]], columns=len(frames) + 2)
-    written = [write_image(strip, args.output)]
-    if args.frames_dir is not None:
-        folder = Path(args.frames_dir)
+    written = [write_image(strip, output)]
+    if frames_dir is not None:
+        folder = Path(frames_dir)
         written += [write_image(f, folder / f"frame_{i:03d}_t{t:.3f}.png") for i, (f, t) in enumerate(zip(frames, ts))]
     return written
 
 
-def run_spatial(args: argparse.Namespace, session: Session) -> list[Path]:
+def run_spatial(
+    session: Session, label: PathLike, exemplar: Sequence[PathLike], output: PathLike,
+    exemplar_label: Sequence[PathLike] | None = None,
+) -> list[Path]:  # fmt: skip
     """The layout styled by exemplar a on the left, b on the right."""
-    c1 = session.labels(args.label)
-    a, b = _two_exemplars(args, session)
-    return [write_image(spatial_interpolation(session.model.generator, c1, a, b)[0], args.output)]
+    c1 = session.labels(label)
+    a, b = _two_exemplars(session, exemplar, exemplar_label)
+    return [write_image(spatial_interpolation(session.model.generator, c1, a, b)[0], output)]
 
 
-def run_extrapolate(args: argparse.Namespace, session: Session) -> list[Path]:
-    """A canvas layout (any size >= --patch) synthesized patch by patch in one exemplar's style."""
-    canvas = session.labels(args.canvas_label)
-    exemplar = session.exemplar(args.exemplar, args.exemplar_label)
-    image = extrapolate(session.model.generator, canvas, exemplar, args.patch, args.stride, args.batch_size)
-    return [write_image(image[0], args.output)]
+def run_extrapolate(
+    session: Session, canvas_label: PathLike, exemplar: PathLike, output: PathLike,
+    exemplar_label: PathLike | None = None, patch: int = 256, stride: int = 128, batch_size: int = 4,
+) -> list[Path]:  # fmt: skip
+    """A canvas layout (any size >= ``patch``) synthesized patch by patch in one exemplar's
+    style, ``batch_size`` patches at once, ``stride`` pixels apart."""
+    canvas = session.labels(canvas_label)
+    style = session.exemplar(exemplar, exemplar_label)
+    image = extrapolate(session.model.generator, canvas, style, patch, stride, batch_size)
+    return [write_image(image[0], output)]
 
 
-def run_swap_grid(args: argparse.Namespace, session: Session) -> list[Path]:
+def run_swap_grid(
+    session: Session, labels: Sequence[PathLike], exemplars: Sequence[PathLike], output: PathLike,
+    exemplar_labels: Sequence[PathLike] | None = None,
+) -> list[Path]:  # fmt: skip
     """Every layout (columns) in every exemplar's style (rows), with the inputs as headers."""
-    exemplar_labels = args.exemplar_labels or [None] * len(args.exemplars)
-    if len(exemplar_labels) != len(args.exemplars):
+    exemplar_labels = exemplar_labels or [None] * len(exemplars)
+    if len(exemplar_labels) != len(exemplars):
         raise InputError(
-            f"--exemplar-labels: expected one per exemplar ({len(args.exemplars)}), got {len(exemplar_labels)}"
+            f"--exemplar-labels: expected one per exemplar ({len(exemplars)}), got {len(exemplar_labels)}"
         )
-    labels = [session.labels(path) for path in args.labels]
-    exemplars = [session.exemplar(x, c) for x, c in zip(args.exemplars, exemplar_labels)]
-    return [write_image(style_swap_grid(session.model.generator, labels, exemplars), args.output)]
+    layouts = [session.labels(path) for path in labels]
+    styles = [session.exemplar(x, c) for x, c in zip(exemplars, exemplar_labels)]
+    return [write_image(style_swap_grid(session.model.generator, layouts, styles), output)]
 
 
-def run_attention(args: argparse.Namespace, session: Session) -> list[Path]:
+def run_attention(
+    session: Session, label: PathLike, exemplar: PathLike, output: PathLike,
+    exemplar_label: PathLike | None = None, scale: int = 0,
+) -> list[Path]:  # fmt: skip
     """The spatial and channel attention maps of one scale over the exemplar and the output."""
-    c1 = session.labels(args.label)
-    x2, c2 = session.exemplar(args.exemplar, args.exemplar_label)
-    return [write_image(attention_figure(session.model.generator, c1, x2, c2, args.scale), args.output)]
+    c1 = session.labels(label)
+    x2, c2 = session.exemplar(exemplar, exemplar_label)
+    return [write_image(attention_figure(session.model.generator, c1, x2, c2, scale), output)]
 
 
-def _two_exemplars(args: argparse.Namespace, session: Session) -> tuple[Exemplar, Exemplar]:
-    labels = args.exemplar_label or [None, None]
-    return session.exemplar(args.exemplar[0], labels[0]), session.exemplar(args.exemplar[1], labels[1])
+def _two_exemplars(
+    session: Session, exemplars: Sequence[PathLike], labels: Sequence[PathLike] | None
+) -> tuple[Exemplar, Exemplar]:
+    if len(exemplars) != 2 or (labels is not None and len(labels) != 2):
+        raise InputError(f"--exemplar / --exemplar-label: expected two of each (A B), got {len(exemplars)}")
+    labels = labels or [None, None]
+    return session.exemplar(exemplars[0], labels[0]), session.exemplar(exemplars[1], labels[1])
 
 
 COMMANDS = {

@@ -1,26 +1,46 @@
 """Training options and presets.
 
-A preset fills every option; options given explicitly override it. The model's architecture
-lives in :class:`msca_fast.models.config.ModelConfig` (saved in every checkpoint); this file
-holds how to train it.
+A :class:`TrainConfig` holds how to train and, as its ``model`` field, the
+:class:`msca_fast.models.config.ModelConfig` to train. A preset fills every option of both;
+options given explicitly override it (:func:`make_config` takes them flat and gives the
+ModelConfig's to the model).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from msca_fast.data.catalog import DATASETS, check_dataset_options
+from msca_fast.data.catalog import check_dataset_options
+from msca_fast.models.config import ModelConfig
 
 AMP_MODES = ("none", "bf16", "fp16")
 
 
+# Every ModelConfig field a training option can set: all but the class count, which the data
+# set decides, and the free-form notes.
+MODEL_OPTIONS = tuple(f.name for f in dataclasses.fields(ModelConfig) if f.name not in ("num_classes", "extra"))
+
+
+def cpu_model() -> ModelConfig:
+    """The narrow model of the CPU presets; vgg_weights "auto" uses the ImageNet VGG-19 when it
+    can be found and a random one (warned) when not."""
+    return ModelConfig(
+        ngf=16, ndf=16, spade_hidden=32, image_feature_channels=(16, 32, 32, 64, 64),
+        label_feature_channels=(16, 16, 32, 32, 32), vgg_weights="auto",
+    )  # fmt: skip
+
+
 @dataclass
 class TrainConfig:
-    """How to train. Sizes are in pixels; ``steps`` counts adversarial iterations (each runs a
-    D update, and a G update every ``g_every``-th iteration); ``epochs``, when set, replaces it:
-    training then ends after that many passes over the data, pretraining iterations included."""
+    """How to train ``model``. Sizes are in pixels; ``steps`` counts adversarial iterations (each
+    runs a D update, and a G update every ``g_every``-th iteration); ``epochs``, when set, replaces
+    it: training then ends after that many passes over the data, pretraining iterations included.
+
+    ``model``: the architecture; its ``num_classes`` is replaced by the data set's class count
+    when training starts, and its ``vgg_weights`` may also be "auto" (see :func:`cpu_model`).
+    """
 
     preset: str = "cpu-demo"
     dataset: str = "synthetic"
@@ -55,18 +75,8 @@ class TrainConfig:
     lambda_vgg: float = 10.0
     lambda_l1: float = 0.0  # an L1 pixel loss on both reconstructions (not in the paper; 0 = off)
     ema_decay: float = 0.999  # at most; early updates use (1 + n) / (10 + n) after n G updates
-    # model (the rest of ModelConfig keeps its defaults)
-    ngf: int = 16
-    ndf: int = 16
-    spade_hidden: int = 32
-    image_feature_channels: tuple[int, ...] = (16, 32, 32, 64, 64)
-    label_feature_channels: tuple[int, ...] = (16, 16, 32, 32, 32)
-    alignment: str = "msca"
-    msca_backend: str = "auto"
-    attention_logit_scale: float = 1.0
-    vgg_weights: str = "auto"  # "auto": ImageNet weights when available, else random (warned)
-    param_free_norm: str = "batch"
-    padding_mode: str = "zeros"
+    # the model
+    model: ModelConfig = field(default_factory=cpu_model)
     # machinery
     amp: str = "none"
     channels_last: bool = False
@@ -82,6 +92,8 @@ class TrainConfig:
     resume: str | None = None  # "latest" or a checkpoint path
 
     def __post_init__(self) -> None:
+        if not isinstance(self.model, ModelConfig):
+            raise TypeError(f"model: expected a ModelConfig, got {type(self.model).__name__}")
         check_dataset_options(self.dataset, self.data_root, self.label_nc, self.on_corrupt)
         if self.amp not in AMP_MODES:
             raise ValueError(f"amp: expected one of {list(AMP_MODES)}, got {self.amp!r}")
@@ -106,11 +118,14 @@ class TrainConfig:
         return (self.lr_g / 2, self.lr_d * 2) if self.ttur else (self.lr_g, self.lr_d)
 
     def to_dict(self) -> dict[str, Any]:
-        out = dataclasses.asdict(self)
+        """The training options as plain values, without ``model``: checkpoints save the model's
+        options once, as the ModelConfig actually built (``model_config``)."""
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "model"}
         return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
 
 
-# What the 256 and 512 presets share: the paper's network, schedule and update period.
+# What the 256 and 512 presets share: the paper's network (ModelConfig's defaults), schedule
+# and update period.
 _PAPER: dict[str, Any] = dict(
     patch_epochs=(20,),
     epochs=40,
@@ -162,12 +177,17 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
 def make_config(preset: str = "cpu-demo", **overrides: Any) -> TrainConfig:
-    """The preset's options with ``overrides`` (None values are ignored) applied."""
+    """The preset's options with ``overrides`` (None values are ignored) applied.
+
+    Options are flat: the names of :data:`MODEL_OPTIONS` (``ngf=64``, ``num_regions=(...)``)
+    set the model, every other name a training option.
+    """
     if preset not in PRESETS:
         raise ValueError(f"preset: expected one of {list(PRESETS)}, got {preset!r}")
     values = {**PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None}}
-    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    model = {name: values.pop(name) for name in MODEL_OPTIONS if name in values}
+    known = {f.name for f in dataclasses.fields(TrainConfig)} - {"model", "preset"}
     unknown = sorted(set(values) - known)
     if unknown:
-        raise ValueError(f"unknown training options {unknown}")
-    return TrainConfig(preset=preset, **values)
+        raise ValueError(f"unknown training options {unknown}; model options are {list(MODEL_OPTIONS)}")
+    return TrainConfig(preset=preset, model=cpu_model().replace(**model), **values)

@@ -6,7 +6,6 @@ batch t of the epoch-by-epoch sampler, so resuming at any iteration continues ex
 
 from __future__ import annotations
 
-import dataclasses
 import time
 import warnings
 from contextlib import nullcontext
@@ -37,9 +36,8 @@ from msca_fast.visuals import class_palette, sample_grid, save_grid
 
 
 def model_config_for(cfg: TrainConfig, num_classes: int) -> ModelConfig:
-    """The ModelConfig with every field TrainConfig also has taken from ``cfg``."""
-    shared = {f.name for f in dataclasses.fields(ModelConfig)} & {f.name for f in dataclasses.fields(TrainConfig)}
-    return ModelConfig(num_classes=num_classes, **{name: getattr(cfg, name) for name in shared})
+    """``cfg.model`` for a data set of ``num_classes`` classes."""
+    return cfg.model.replace(num_classes=num_classes)
 
 
 def build_generator(config: ModelConfig) -> tuple[Generator, ModelConfig]:

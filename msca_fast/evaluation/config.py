@@ -1,0 +1,70 @@
+"""What one evaluation run does: :class:`EvalConfig`, the options of :func:`msca_fast.evaluation.run.evaluate`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from msca_fast.data.catalog import check_dataset_options
+from msca_fast.evaluation.tasks import TASKS
+from msca_fast.metrics.suite import METRIC_NAMES
+
+DEFAULT_SEED = 1000  # held-out synthetic scenes: no training run uses this seed
+
+
+@dataclass
+class EvalConfig:
+    """checkpoint: a checkpoint file or a training run folder (its newest checkpoint).
+    dataset .. on_corrupt, split, num_images, seed: the evaluation images, opened by
+        :func:`msca_fast.data.catalog.open_dataset` (synthetic scenes from ``seed``; real data
+        sets: the first ``num_images`` of ``split``).
+    size: the evaluation resolution (square). tasks: None for every task the data set allows.
+    metrics: names from :data:`msca_fast.metrics.suite.METRIC_NAMES`.
+    raw_weights: the raw generator instead of its EMA copy.
+    strict: a metric whose pretrained network is missing is an error instead of n/a.
+    rows: sample rows per task in index.html.
+    lpips_weights, fid_weights, vgg_weights: the metric networks' weight files (None / "imagenet":
+        the environment variable, then the torch hub cache, then a download).
+    device: "auto" (CUDA when available), "cpu", "cuda:1", ...
+    """
+
+    checkpoint: str
+    dataset: str = "synthetic"
+    data_root: str | None = None
+    label_nc: int | None = None
+    dontcare_label: int | None = None
+    filter_outdoor: bool = False
+    on_corrupt: str = "skip"
+    split: str = "val"
+    num_images: int = 100
+    seed: int = DEFAULT_SEED
+    size: int = 256
+    tasks: tuple[str, ...] | None = None
+    metrics: tuple[str, ...] = METRIC_NAMES
+    batch_size: int = 8
+    output_dir: str = "eval"
+    raw_weights: bool = False
+    strict: bool = False
+    rows: int = 8
+    lpips_weights: str | None = None
+    fid_weights: str | None = None
+    vgg_weights: str = "imagenet"
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        check_dataset_options(self.dataset, self.data_root, self.label_nc, self.on_corrupt)
+        if self.tasks is not None:
+            self.tasks = tuple(self.tasks)
+            unknown = [t for t in self.tasks if t not in TASKS]
+            if unknown or not self.tasks:
+                raise ValueError(f"tasks: expected names from {list(TASKS)} or None, got {list(self.tasks)}")
+        self.metrics = tuple(self.metrics)
+        unknown = [m for m in self.metrics if m not in METRIC_NAMES]
+        if unknown or not self.metrics:
+            raise ValueError(f"metrics: expected names from {list(METRIC_NAMES)}, got {list(self.metrics)}")
+        for name in ("num_images", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}: expected a positive int, got {getattr(self, name)}")
+        if self.rows < 0:
+            raise ValueError(f"rows: expected a non-negative int, got {self.rows}")
+        if self.size < 16:
+            raise ValueError(f"size: expected at least 16 pixels (the coarsest scale is 1/16), got {self.size}")
