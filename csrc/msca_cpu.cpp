@@ -176,9 +176,9 @@ struct ForwardArgs {
   T* out;        // (B,N,P1)
 };
 
-// Pass 1 over one chunk of exemplar pixels: partial (max, sum, accumulator).
+// Aggregate (pass 1) over one chunk of exemplar pixels: partial (max, sum, accumulator).
 template <typename T>
-MSCA_TASK void forward_pass1_task(const ForwardArgs<T>& a, int64_t b, int64_t j) {
+MSCA_TASK void aggregate_task(const ForwardArgs<T>& a, int64_t b, int64_t j) {
   const Dims& d = a.d;
   const int K = d.K, N = d.N, M2 = d.M2;
   TaskScratch<T> scratch((K * kLd) + (K) + ((N + M2) * kLd));
@@ -209,9 +209,9 @@ MSCA_TASK void forward_pass1_task(const ForwardArgs<T>& a, int64_t b, int64_t j)
   }
 }
 
-// Pass 2 over one chunk of target pixels: out = Vt beta.
+// Distribute (pass 2) over one chunk of target pixels: out = Vt beta.
 template <typename T>
-MSCA_TASK void forward_pass2_task(const ForwardArgs<T>& a, int64_t b, int64_t j) {
+MSCA_TASK void distribute_task(const ForwardArgs<T>& a, int64_t b, int64_t j) {
   const Dims& d = a.d;
   const int K = d.K, N = d.N, M1 = d.M1;
   TaskScratch<T> scratch((K * kLd) + (kLd) + (kLd) + (M1 * kLd));
@@ -320,8 +320,8 @@ MSCA_TASK void backward_sweep_b_task(const BackwardArgs<T>& a, int64_t b, int64_
   void run_##task(const Args<float>& a, int64_t b, int64_t j) { task##_f32(a, b, j); }            \
   void run_##task(const Args<double>& a, int64_t b, int64_t j) { task##_f64(a, b, j); }
 
-MSCA_CLONED_TASK(forward_pass1_task, ForwardArgs)
-MSCA_CLONED_TASK(forward_pass2_task, ForwardArgs)
+MSCA_CLONED_TASK(aggregate_task, ForwardArgs)
+MSCA_CLONED_TASK(distribute_task, ForwardArgs)
 MSCA_CLONED_TASK(backward_sweep_a_task, BackwardArgs)
 MSCA_CLONED_TASK(backward_sweep_b_task, BackwardArgs)
 
@@ -334,7 +334,7 @@ void forward_kernel(const Dims& d, const T* fx2, const T* fc2, const T* fc1, con
   std::vector<T> part_acc(d.B * ex.count * N * K), vt(d.B * N * K);
   ForwardArgs<T> a{d, ex, tg, fx2, fc2, fc1, phi, psi, bias, vt.data(),
                    part_m.data(), part_s.data(), part_acc.data(), out};
-  for_each_task(d.B, ex, [&](int64_t b, int64_t j) { run_forward_pass1_task(a, b, j); });
+  for_each_task(d.B, ex, [&](int64_t b, int64_t j) { run_aggregate_task(a, b, j); });
   // Combine the chunks: V = sum_j w_j acc_j, lse = M + log L.
   std::vector<T> weight(ex.count);
   for (int64_t b = 0; b < d.B; ++b) {
@@ -349,7 +349,7 @@ void forward_kernel(const Dims& d, const T* fx2, const T* fc2, const T* fc1, con
       }
     }
   }
-  for_each_task(d.B, tg, [&](int64_t b, int64_t j) { run_forward_pass2_task(a, b, j); });
+  for_each_task(d.B, tg, [&](int64_t b, int64_t j) { run_distribute_task(a, b, j); });
 }
 
 template <typename T>

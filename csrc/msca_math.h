@@ -1,8 +1,19 @@
-// The MSCA math, one source of truth for the CPU and CUDA drivers.
+// The MSCA math for the CPU driver, and the pieces the CUDA kernels share with it.
 //
 // Every routine works on a group of L pixels ("lanes") stored with a row stride, so the
-// CPU driver calls them on tiles of many pixels (the inner lane loops vectorise) and the
-// CUDA driver calls them with L = 1, one pixel per thread. Notation as in DESIGN.md:
+// CPU driver calls them on tiles of many pixels (the inner lane loops vectorise). Who uses
+// what:
+//   - the CPU driver in float64 (and float16/bfloat16 inputs, computed in float) calls
+//     every routine here as written;
+//   - the CPU driver's float32 path replaces online_softmax_tile, exp_shift,
+//     softmax_columns and the three products (project_add, expand_row, outer_accumulate)
+//     with the explicit-vector versions of msca_cpu_fp32.h: same formulas, register-blocked
+//     so that each load feeds several FMAs and with a vector exp, because the compiler's
+//     auto-vectorisation of these loops left the FMA units idle half the time;
+//   - the CUDA kernels (msca_cuda_kernels.cuh) hold KP per-thread values in registers and
+//     need loops over compile-time KP, so they keep their own one-pixel versions of the
+//     products and softmaxes and share load, exp_, max_ and combine_partials.
+// Notation as in DESIGN.md section 3:
 //   Z = [Fx2; Fc2] (C2 x P2), S = phi Z (K x P2), P = exp(S - lse) (spatial softmax),
 //   T = psi Fc1 + b (K x P1), beta = softmax over K of T, out = Vt beta.
 // acc_t is float for float/half/bfloat16 inputs and double for double inputs.
