@@ -11,6 +11,7 @@ import torch
 from PIL import Image
 
 from msca_fast import ablation, evaluate
+from msca_fast.evaluation.metric_setup import missing_reason
 from tiny_run import TINY_ARGS, tiny_checkpoint
 
 
@@ -29,7 +30,7 @@ def offline(tmp_path, monkeypatch):
 
     monkeypatch.setattr(torch.hub, "download_url_to_file", refuse)
     monkeypatch.setattr(torch.hub, "load_state_dict_from_url", refuse)
-    for name in ("MSCA_FAST_VGG16_WEIGHTS", "MSCA_FAST_FID_INCEPTION_WEIGHTS"):
+    for name in ("MSCA_FAST_VGG16_WEIGHTS", "MSCA_FAST_FID_INCEPTION_WEIGHTS", "MSCA_FAST_VGG19_WEIGHTS"):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -64,14 +65,35 @@ def test_evaluate_writes_table_json_and_html(checkpoint, tmp_path):
 def test_missing_metric_networks_are_reported_not_faked(checkpoint, tmp_path, offline, capsys):
     out = tmp_path / "eval"
     argv = ["--checkpoint", str(checkpoint), "--num-images", "3", "--size", "32", "--output-dir", str(out),
-            "--tasks", "duplicate", "--metrics", "psnr", "lpips", "fid"]  # fmt: skip
+            "--tasks", "duplicate", "--metrics", "psnr", "lpips", "fid", "style"]  # fmt: skip
     assert evaluate_quietly(argv) == 0
     payload = json.loads((out / "results.json").read_text())
     assert payload["results"][checkpoint.name]["duplicate"]["lpips"] is None
-    assert "vgg16-397923af.pth" in payload["missing"]["lpips"]
-    assert "lpips: n/a" in capsys.readouterr().out
+    assert set(payload["missing"]) == {"lpips", "fid", "style"}
+    hub = tmp_path / "hub" / "checkpoints"
+    for metric, flag, file in [("lpips", "--lpips-weights", "vgg16-397923af.pth"),
+                               ("fid", "--fid-weights", "weights-inception-2015-12-05-6726825d.pth"),
+                               ("style", "--vgg-weights", "vgg19-dcbb9e9d.pth")]:  # fmt: skip
+        reason = payload["missing"][metric]
+        assert "\n" not in reason and f"as {hub / file}" in reason and f"{flag} PATH" in reason, reason
+        assert "=PATH" not in reason and not reason.endswith(":"), reason
+    table = capsys.readouterr().out
+    assert "lpips: n/a (" in table and "--lpips-weights PATH" in table
     assert evaluate_quietly([*argv, "--strict"]) == 2
-    assert "evaluate: error:" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if "--strict" in line]  # one per missing metric
+    assert lines[0].startswith("evaluate: error: --strict: lpips: ") and "--lpips-weights PATH" in lines[0]
+    assert lines[1].startswith("--strict: fid: ") and lines[2].startswith("--strict: style: ") and len(lines) == 3
+    assert "--vgg-weights PATH" in lines[2] and "backbone_weights" not in err
+
+
+def test_a_missing_package_keeps_its_whole_advice_on_one_line():
+    message = "LPIPS needs the 'lpips' package, which is not installed.\nInstall it: pip install lpips"
+    assert missing_reason("lpips", message) == message.replace("\n", " ")
+    failed = "VGG-19 weights are needed but the download failed (vgg19-dcbb9e9d.pth)."
+    reason = missing_reason("style", failed + " Provide them in one of these ways:\n  1. download it\n  2. pass it")
+    assert reason.startswith(failed + " Save https://")
+    assert "ways:" not in reason and reason.endswith("--vgg-weights PATH or in $MSCA_FAST_VGG19_WEIGHTS.")
 
 
 def test_bad_inputs_exit_with_a_message(checkpoint, tmp_path, capsys):
@@ -86,11 +108,13 @@ def test_bad_inputs_exit_with_a_message(checkpoint, tmp_path, capsys):
          "trained with 12 classes"),
         (["--checkpoint", str(checkpoint), "--tasks", "style-transfer", "--dataset", "folder",
           "--data-root", str(folder), "--label-nc", "12"], "needs the synthetic data set"),
+        (["--checkpoint", str(checkpoint), "--lpips-weights", str(tmp_path / "nope.pth")],
+         f"lpips_weights: no such file {str(tmp_path / 'nope.pth')!r}"),
     ]  # fmt: skip
     for argv, message in cases:
         assert evaluate_quietly([*argv, "--output-dir", str(tmp_path / "e"), "--metrics", "psnr"]) == 2
         err = capsys.readouterr().err
-        assert "evaluate: error:" in err and message in err, err
+        assert "evaluate: error:" in err and message in err and len(err.strip().splitlines()) == 1, err
 
 
 def test_evaluates_a_folder_with_the_training_dataset_options(checkpoint, tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from msca_fast.data.catalog import check_dataset_options
 from msca_fast.evaluation.tasks import TASKS
@@ -23,7 +24,8 @@ class EvalConfig:
     strict: a metric whose pretrained network is missing is an error instead of n/a.
     rows: sample rows per task in index.html.
     lpips_weights, fid_weights, vgg_weights: the metric networks' weight files (None / "imagenet":
-        the environment variable, then the torch hub cache, then a download).
+        the environment variable, then the torch hub cache, then a download; vgg_weights
+        "random" for tests).
     device: "auto" (CUDA when available), "cpu", "cuda:1", ...
     """
 
@@ -66,5 +68,9 @@ class EvalConfig:
                 raise ValueError(f"{name}: expected a positive int, got {getattr(self, name)}")
         if self.rows < 0:
             raise ValueError(f"rows: expected a non-negative int, got {self.rows}")
+        for name in ("lpips_weights", "fid_weights", "vgg_weights"):
+            path = getattr(self, name)
+            if path not in (None, "imagenet", "random") and not Path(path).is_file():
+                raise FileNotFoundError(f"{name}: no such file {str(path)!r}; expected a weights file")
         if self.size < 16:
             raise ValueError(f"size: expected at least 16 pixels (the coarsest scale is 1/16), got {self.size}")

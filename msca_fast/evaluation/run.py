@@ -58,9 +58,9 @@ def evaluate(config: EvalConfig) -> Evaluation:
         reason = task_is_available(task, images)
         if reason:
             raise ValueError(f"--tasks: {task!r} {reason}")
+    suite, missing = open_metric_suite(config, device)  # the metric networks load once
     count = min(config.num_images, len(images))
     items = [images[i] for i in tqdm(range(count), desc="loading", leave=False)]
-    suite, missing = open_metric_suite(config, device)  # the metric networks load once
 
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)

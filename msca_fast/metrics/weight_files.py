@@ -44,6 +44,20 @@ class WeightSource:
     def cache_paths(self) -> list[Path]:
         return [self.cache_path(url) for url in self.urls]
 
+    def file_names(self) -> tuple[str, ...]:
+        """The names the file has in the torch hub cache, one per URL."""
+        return tuple(path.name for path in self.cache_paths())
+
+    def where_to_put(self, option: str) -> str:
+        """One sentence: where to save the file so it is found, or how to pass its path as
+        ``option`` (a command-line flag such as ``--lpips-weights``, or ``backbone_weights=``)."""
+        primary = self.urls[0]
+        separator = "" if option.endswith("=") else " "
+        return (
+            f"Save {primary} as {self.cache_path(primary)} (the torch hub cache, searched automatically), "
+            f"or pass its path as {option}{separator}PATH or in ${self.env_var}."
+        )
+
     def instructions(self, reason: str, searched: bool = True) -> str:
         """A one-line reason, then (if ``searched``) where the file was looked for, and how to provide it."""
         primary, *copies = self.urls
