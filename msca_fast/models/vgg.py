@@ -5,7 +5,8 @@ Pretrained weights come, in this order, from: a file path given as ``weights``; 
 cache (``<torch.hub.get_dir()>/checkpoints/vgg19-dcbb9e9d.pth``, where torchvision keeps it);
 a download through torchvision's weights API. When none works the error says how to provide
 them. ``weights="random"`` is an explicit opt-in to random initialisation (tests, offline
-demos) and warns, because features from a random VGG mean nothing perceptually.
+demos; always drawn from :data:`RANDOM_SEED`) and warns, because features from a random VGG
+mean nothing perceptually.
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ PERCEPTUAL_WEIGHTS = (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0)
 ENV_WEIGHTS = "MSCA_FAST_VGG19_WEIGHTS"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+# weights="random" draws the VGG from this seed, so a checkpoint can record the seed instead
+# of 80 MB of random weights.
+RANDOM_SEED = 0
 
 
 class VGGWeightsUnavailable(RuntimeError):
@@ -90,9 +94,15 @@ def _features_only(state: dict[str, Tensor], keep: int) -> dict[str, Tensor]:
     return {key: value for key, value in state.items() if int(key.split(".")[0]) < keep}
 
 
-def vgg19_feature_layers() -> nn.Sequential:
+def vgg19_feature_layers(seed: int | None = None) -> nn.Sequential:
     """Layers laid out (and indexed) as torchvision's vgg19().features, with its initialisation,
-    built without the 120M-parameter classifier."""
+    built without the 120M-parameter classifier. With a ``seed`` the initialisation is drawn
+    from that seed alone (the global RNG is left as it was), so the same seed gives the same
+    weights, and the first n layers do not depend on how many are kept."""
+    if seed is not None:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return vgg19_feature_layers()
     layers: list[nn.Module] = []
     in_channels = 3
     for block, convs in enumerate((2, 2, 4, 4, 4)):
@@ -117,17 +127,26 @@ def load_vgg19_features(weights: str | os.PathLike, last_layer: str = "relu5_4")
     if last_layer not in LAYER_INDEX:
         raise ValueError(f"last_layer: expected one of {list(LAYER_INDEX)}, got {last_layer!r}")
     keep = LAYER_INDEX[last_layer] + 1
-    features = vgg19_feature_layers()[:keep]
     if weights == "random":
         warnings.warn(
             "vgg_weights='random': the VGG-19 is randomly initialised; perceptual features, losses and "
             "metrics computed with it are meaningless (fine for tests and offline demos)",
             stacklevel=2,
         )
-    elif weights != "none":
-        features.load_state_dict(_features_only(_pretrained_state_dict(weights), keep))
+    features = vgg19_feature_layers(RANDOM_SEED if weights == "random" else None)[:keep]
+    if weights not in ("random", "none"):
+        features.load_state_dict(vgg19_weights(weights, keep))
     features.requires_grad_(False)
     return features.eval()
+
+
+def vgg19_weights(weights: str | os.PathLike, num_layers: int, seed: int = RANDOM_SEED) -> dict[str, Tensor]:
+    """The state_dict of vgg19().features[:num_layers] that ``weights`` names: "imagenet" or a
+    file path (see the module docstring), or "random" (drawn from ``seed``, as
+    :func:`load_vgg19_features` draws it)."""
+    if weights == "random":
+        return vgg19_feature_layers(seed)[:num_layers].state_dict()
+    return _features_only(_pretrained_state_dict(weights), num_layers)
 
 
 class VGG19(nn.Module):

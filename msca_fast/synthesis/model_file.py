@@ -10,7 +10,7 @@ import torch
 
 from msca_fast.models.generator import Generator
 from msca_fast.synthesis.errors import InputError
-from msca_fast.training.checkpoint import load_checkpoint, load_generator
+from msca_fast.training.checkpoint import load_checkpoint, load_generator, resolve_checkpoint
 
 # The raw label-map value each data set's don't-care pixels have; training maps it to the
 # last class (num_classes - 1), and so must synthesis.
@@ -32,24 +32,16 @@ def load_model(source: str | os.PathLike, ema: bool = True, device: str = "cpu")
     """The (EMA, unless ``ema=False``) generator of a checkpoint file or run folder.
 
     Raises :class:`InputError` for a missing path, a file that is no msca-fast training
-    checkpoint, and a checkpoint whose weights do not fit its own model configuration.
+    checkpoint, a checkpoint whose weights do not fit its own model configuration, and one
+    whose frozen VGG-19 weights are not on this machine.
     """
     path = Path(source)
-    try:
-        state = load_checkpoint(path)  # its errors are one line naming the file
+    try:  # their errors are one line naming the file
+        file = resolve_checkpoint(path)
+        state = load_checkpoint(file)
+        generator = load_generator(state, ema=ema, name=f"checkpoint {str(file)!r}")
     except (FileNotFoundError, ValueError) as error:
         raise InputError(str(error)) from error
-    weights = "generator_ema" if ema else "generator"
-    missing = [key for key in (weights, "vgg19") if key not in state]
-    if missing:
-        raise InputError(f"checkpoint: {str(path)!r} has no {missing} weights; is it an msca-fast training checkpoint?")
-    try:
-        generator = load_generator(state, ema=ema)
-    except (RuntimeError, ValueError, TypeError, KeyError) as error:
-        raise InputError(
-            f"checkpoint: {str(path)!r} does not fit the generator it describes "
-            f"(written by another version or configuration?): {_short(error)}"
-        ) from error
     try:
         generator = generator.to(torch.device(device))
     except (RuntimeError, ValueError, AssertionError) as error:  # no such device, no CUDA build

@@ -16,6 +16,8 @@ from typing import Any
 
 import torch
 
+from msca_fast.training import frozen_vgg
+
 PATTERN = re.compile(r"^checkpoint_(\d{8})\.pt$")
 
 
@@ -59,8 +61,8 @@ def save_checkpoint(state: dict[str, Any], directory: str | os.PathLike, step: i
     return final
 
 
-def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """The state saved by :func:`save_checkpoint`, on the CPU, loaded with ``weights_only=True``."""
+def resolve_checkpoint(path: str | os.PathLike) -> Path:
+    """``path`` itself, or the newest checkpoint when it is a run folder; FileNotFoundError if none."""
     path = Path(path)
     if path.is_dir():
         found = latest_checkpoint(path)
@@ -69,6 +71,13 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         path = found
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint: no such checkpoint {str(path)!r}")
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """The state saved by :func:`save_checkpoint` (``path`` may be a run folder: its newest), on
+    the CPU, loaded with ``weights_only=True``. A bad file raises a ValueError of one line."""
+    path = resolve_checkpoint(path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch warns about the pickle protocol of foreign files
@@ -96,36 +105,35 @@ def why_unreadable(error: Exception) -> str:
     if isinstance(error, pickle.UnpicklingError):
         return "is not a checkpoint file torch can read safely: it holds pickled code or objects, which are refused"
     if "zip archive" in text or "PytorchStreamReader" in text:
-        return "is not a complete checkpoint file: it is truncated or corrupted (a torch zip archive that does not read)"
+        return "is not a complete checkpoint file: it is truncated or corrupted (its torch zip archive does not read)"
     if isinstance(error, EOFError):
         return "is not a checkpoint file: it is empty or ends early"
     return f"is not a checkpoint file torch can read ({type(error).__name__})"
 
 
-# The frozen VGG-19 (80 MB) is stored once per checkpoint, not inside each generator copy.
-VGG_PREFIX = "image_pyramid.vgg."
-
-
-def without_vgg(generator_state: dict[str, Any]) -> dict[str, Any]:
-    """A generator state_dict minus the frozen VGG weights."""
-    return {k: v for k, v in generator_state.items() if not k.startswith(VGG_PREFIX)}
-
-
-def vgg_state(generator_state: dict[str, Any]) -> dict[str, Any]:
-    """Just the VGG part of a generator state_dict, keys relative to the VGG module."""
-    return {k[len(VGG_PREFIX) :]: v for k, v in generator_state.items() if k.startswith(VGG_PREFIX)}
-
-
-def with_vgg(generator_state: dict[str, Any], vgg: dict[str, Any]) -> dict[str, Any]:
-    """Inverse of :func:`without_vgg` + :func:`vgg_state`."""
-    return {**generator_state, **{VGG_PREFIX + k: v for k, v in vgg.items()}}
-
-
-def load_generator(source: str | os.PathLike | dict[str, Any], ema: bool = True):
+def load_generator(source: str | os.PathLike | dict[str, Any], ema: bool = True, name: str | None = None):
     """The generator of a training checkpoint (path, run folder or loaded state), in eval mode:
-    the EMA copy by default. ``ema=False`` gives the raw training weights."""
+    the EMA copy by default, the raw training weights with ``ema=False``.
+
+    Its frozen VGG-19 is read from the source the checkpoint records (see
+    :mod:`msca_fast.training.frozen_vgg`). Every failure is a ValueError (FileNotFoundError
+    for a missing path) of one line naming the checkpoint, or ``name`` for a loaded state.
+    """
+    from msca_fast.models.config import ModelConfig
     from msca_fast.models.generator import Generator
 
-    state = source if isinstance(source, dict) else load_checkpoint(source)
-    weights = state["generator_ema" if ema else "generator"]
-    return Generator.rebuild(state["model_config"], with_vgg(weights, state["vgg19"])).eval()
+    if isinstance(source, dict):
+        state, where = source, name or "the checkpoint"
+    else:
+        path = resolve_checkpoint(source)
+        state, where = load_checkpoint(path), f"checkpoint {str(path)!r}"
+    key = "generator_ema" if ema else "generator"
+    if key not in state:
+        raise ValueError(f"{where} has no {key!r} weights; is it an msca-fast training checkpoint?")
+    try:
+        generator = Generator(ModelConfig.from_dict(state["model_config"]), vgg_weights="none")
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{where} describes a model this version cannot build: {error}") from error
+    frozen_vgg.restore_vgg(generator, state, where)
+    frozen_vgg.load_trained(generator, state[key], where)
+    return generator.eval()

@@ -25,6 +25,7 @@ from msca_fast.models.generator import Generator
 from msca_fast.models.pretrain_head import AttentionPretrainHead
 from msca_fast.models.vgg import PERCEPTUAL_LAYERS, VGG19, VGGWeightsUnavailable
 from msca_fast.training import checkpoint as ckpt
+from msca_fast.training import frozen_vgg
 from msca_fast.training import loss_log
 from msca_fast.training.config import TrainConfig
 from msca_fast.training.data import batches_per_epoch, build_pairs, epoch_loader, fixed_batch
@@ -60,6 +61,13 @@ def build_generator(config: ModelConfig) -> tuple[Generator, ModelConfig]:
             return Generator(config), config
 
 
+def resumed_from(cfg: TrainConfig) -> str:
+    """The checkpoint ``cfg.resume`` names, in words, for error messages."""
+    if cfg.resume in (None, "latest"):
+        return f"the newest checkpoint in {str(cfg.output_dir)!r}"
+    return f"checkpoint {str(cfg.resume)!r}"
+
+
 def perceptual_vgg_like(generator: Generator) -> VGG19:
     """A VGG19 tapping the perceptual-loss layers, with the generator's VGG weights."""
     vgg = VGG19(PERCEPTUAL_LAYERS, weights="none")
@@ -85,9 +93,11 @@ class Trainer:
                     f"{num_classes}; resume with the data set it was trained on"
                 )
             self.generator = Generator(model_config, vgg_weights="none")
+            frozen_vgg.restore_vgg(self.generator, resume, resumed_from(cfg))
         else:
             self.generator, model_config = build_generator(model_config_for(cfg, num_classes))
         self.model_config = model_config
+        self.vgg_source = frozen_vgg.source_record(model_config.vgg_weights, self.generator)
         self.num_classes = num_classes
         self.discriminator = MultiscaleDiscriminator(model_config)
         self.head = AttentionPretrainHead(model_config, rgb=cfg.pretrain_rgb)
@@ -127,9 +137,9 @@ class Trainer:
         return {
             "model_config": self.model_config.to_dict(),
             "train_config": self.cfg.to_dict(),
-            "generator": ckpt.without_vgg(self.generator.state_dict()),
-            "generator_ema": ckpt.without_vgg(self.generator_ema.state_dict()),
-            "vgg19": ckpt.vgg_state(self.generator.state_dict()),
+            "generator": frozen_vgg.without_vgg(self.generator.state_dict()),
+            "generator_ema": frozen_vgg.without_vgg(self.generator_ema.state_dict()),
+            frozen_vgg.RECORD_KEY: self.vgg_source,
             "discriminator": self.discriminator.state_dict(),
             "pretrain_head": self.head.state_dict(),
             "optimizer_g": self.opt_g.state_dict(),
@@ -143,8 +153,10 @@ class Trainer:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.generator.load_state_dict(ckpt.with_vgg(state["generator"], state["vgg19"]))
-        self.generator_ema.load_state_dict(ckpt.with_vgg(state["generator_ema"], state["vgg19"]))
+        """Everything but the frozen VGG, which the constructor restored from the checkpoint's record."""
+        where = resumed_from(self.cfg)
+        frozen_vgg.load_trained(self.generator, state["generator"], where)
+        frozen_vgg.load_trained(self.generator_ema, state["generator_ema"], where)
         self.discriminator.load_state_dict(state["discriminator"])
         self.head.load_state_dict(state["pretrain_head"])
         self.opt_g.load_state_dict(state["optimizer_g"])
