@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "msca_cuda_limits.h"
+#include "msca_schemas.h"
 
 extern "C" {
 // `import msca_fast._C` only has to load this shared library so that the
@@ -48,17 +49,8 @@ TORCH_LIBRARY(msca_fast, m) {
   m.def("cuda_max_regions(int element_size) -> int", &cuda_max_regions);
   // Whether this build compiled the CUDA kernels (they can only run where a GPU is).
   m.def("built_with_cuda() -> bool", &built_with_cuda);
-  // Fused forward: out (B,N,H1,W1), V (B,N,K) fp32, lse (B,K) fp32 of the spatial softmax.
-  // phi (K,N+M2), psi (K,M1), psi_bias (K,) or None, gate (B,K) or None.
-  m.def(
-      "msca_forward(Tensor fx2, Tensor fc2, Tensor fc1, Tensor phi, Tensor psi, "
-      "Tensor? psi_bias, Tensor? gate) -> (Tensor, Tensor, Tensor)");
-  // Two-sweep backward from the saved V and lse: grads of fx2, fc2, fc1, phi, psi,
-  // psi_bias and gate (the last two are zero-size when the input was None).
-  m.def(
-      "msca_backward(Tensor grad_out, Tensor fx2, Tensor fc2, Tensor fc1, Tensor phi, "
-      "Tensor psi, Tensor? psi_bias, Tensor? gate, Tensor v, Tensor lse) -> "
-      "(Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor)");
+  m.def(kForwardSchema);
+  m.def(kBackwardSchema);
 }
 
 }  // namespace msca_fast

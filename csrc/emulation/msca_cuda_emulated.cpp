@@ -9,6 +9,7 @@
 #include <mutex>
 
 #include "cuda_emulation.h"
+#include "msca_schemas.h"
 
 namespace msca_fast {
 namespace gpu {
@@ -68,13 +69,8 @@ MSCA_TORCH_LIBRARY(MSCA_EMULATED_NAMESPACE, m) {
 #ifdef MSCA_EMULATION_SELF_TEST
   m.def("self_test(int which) -> Tensor", &msca_emu_self_test::run);
 #endif
-  m.def(
-      "msca_forward(Tensor fx2, Tensor fc2, Tensor fc1, Tensor phi, Tensor psi, "
-      "Tensor? psi_bias, Tensor? gate) -> (Tensor, Tensor, Tensor)");
-  m.def(
-      "msca_backward(Tensor grad_out, Tensor fx2, Tensor fc2, Tensor fc1, Tensor phi, "
-      "Tensor psi, Tensor? psi_bias, Tensor? gate, Tensor v, Tensor lse) -> "
-      "(Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor)");
+  m.def(kForwardSchema);
+  m.def(kBackwardSchema);
 }
 
 MSCA_TORCH_LIBRARY_IMPL(MSCA_EMULATED_NAMESPACE, CPU, m) {
