@@ -22,10 +22,11 @@ import torch
 
 from msca_fast.training import checkpoint as ckpt
 from msca_fast.training import trainer as trainer_module
+from msca_fast.training.interrupt import StopAtBoundary
 from tiny_run import train_tiny
 
-SCHEDULE = ("--pretrain-steps", "1", "--steps", "4", "--g-every", "2")
-TOTAL = 5
+SCHEDULE = ("--pretrain-steps", "1", "--steps", "3", "--g-every", "2")  # G+D, D only, G+D
+TOTAL = 4
 
 
 def assert_same_state(a: Any, b: Any, where: str = "checkpoint") -> None:
@@ -85,7 +86,7 @@ def straight(tmp_path_factory):
 
 def test_ctrl_c_at_a_random_moment_resumes_exactly(straight, tmp_path, monkeypatch, capsys):
     straight_dir, iteration_seconds = straight
-    when = random.randrange(1, TOTAL - 2)  # the interrupted iteration (0-based); two more follow it
+    when = random.randrange(0, TOTAL - 2)  # the interrupted iteration (0-based); two more follow it
     delay = random.uniform(0.0, iteration_seconds)
     moment = f"SIGINT {delay:.3f}s into iteration {when + 1} of {TOTAL}"
     timers: list[threading.Timer] = []
@@ -135,3 +136,21 @@ def test_a_second_ctrl_c_quits_at_once_without_saving(tmp_path, monkeypatch, cap
     assert ckpt.latest_checkpoint(tmp_path) is None
     assert "interrupted inside iteration 2: nothing saved; there is no checkpoint yet" in capsys.readouterr().out
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the trainer put it back
+
+
+def _interrupt_myself() -> None:
+    os.kill(os.getpid(), signal.SIGINT)
+    time.sleep(0.2)  # a KeyboardInterrupt would end this process with exit code 1
+
+
+def test_forked_data_loader_workers_keep_serving_on_ctrl_c(capfd):
+    """A terminal's Ctrl-C reaches the DataLoader workers too; they inherit the handler and
+    must neither die (the iteration in progress needs them) nor print the notice again."""
+    import multiprocessing
+
+    with StopAtBoundary() as stop:
+        worker = multiprocessing.get_context("fork").Process(target=_interrupt_myself)
+        worker.start()
+        worker.join(timeout=30)
+    assert worker.exitcode == 0 and not stop.requested
+    assert "Ctrl-C" not in capfd.readouterr().err

@@ -27,9 +27,11 @@ class StopAtBoundary:
         self.requested = False
         self._previous: signal.Handlers | None = None
         self._installed = False
+        self._owner = os.getpid()
 
     def __enter__(self) -> StopAtBoundary:
         if threading.current_thread() is threading.main_thread():
+            self._owner = os.getpid()
             self._previous = signal.signal(signal.SIGINT, self._handle)
             self._installed = True
         return self
@@ -40,6 +42,10 @@ class StopAtBoundary:
             self._installed = False
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if os.getpid() != self._owner:
+            # A forked DataLoader worker inherits this handler and gets the terminal's Ctrl-C
+            # too; it keeps serving batches until the training process stops and ends it.
+            return
         if self.requested:
             raise KeyboardInterrupt
         self.requested = True
