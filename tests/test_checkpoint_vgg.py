@@ -100,6 +100,19 @@ def test_older_checkpoints_with_the_vgg_tensors_still_load(random_vgg_run):
     assert frozen_vgg.weights_digest(g.image_pyramid.vgg.features.state_dict()) != record["sha256"]
 
 
+def test_a_run_resumed_from_an_older_checkpoint_keeps_its_vgg_tensors(random_vgg_run, tmp_path):
+    state = ckpt.load_checkpoint(random_vgg_run)
+    del state[frozen_vgg.RECORD_KEY]
+    older = {k: v + 1 for k, v in vgg19_feature_layers(0)[:NUM_VGG_LAYERS].state_dict().items()}
+    state["vgg19"] = older  # not what seed 0 gives: a record could not bring these back
+    torch.save(state, tmp_path / random_vgg_run.name)
+    assert train_tiny(tmp_path, "--pretrain-steps", "1", "--steps", "2", "--resume") == 0
+    resumed = ckpt.load_checkpoint(tmp_path)
+    assert resumed["step"] == 2 and frozen_vgg.RECORD_KEY not in resumed
+    for name, value in older.items():
+        assert torch.equal(resumed["vgg19"][name], value), name
+
+
 def test_a_changed_random_vgg_is_refused(random_vgg_run):
     state = ckpt.load_checkpoint(random_vgg_run)
     state[frozen_vgg.RECORD_KEY]["seed"] = 1  # as if this torch drew other weights from the seed

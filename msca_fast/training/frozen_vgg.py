@@ -4,8 +4,8 @@ The VGG is 80 MB of weights that training never changes. A checkpoint keeps a re
 (``vgg19_source``): where the weights came from ("imagenet", a file, or a random VGG and its
 seed) and the SHA-256 of the weights as loaded. Loading a checkpoint reads the weights from
 that source on this machine and refuses them, in one line, when they are missing or differ.
-Checkpoints written before this record existed hold the weights themselves (``vgg19``), and
-still load.
+Checkpoints written before this record existed hold the weights themselves (``vgg19``): they
+still load, and a run resumed from one keeps storing them.
 """
 
 from __future__ import annotations
@@ -58,6 +58,15 @@ def source_record(vgg_weights: str | os.PathLike, generator: nn.Module) -> dict[
     else:
         record.update(kind="file", path=str(Path(weights).resolve()))
     return record
+
+
+def checkpoint_entry(vgg_weights: str | os.PathLike, generator: nn.Module, resumed: dict | None) -> dict[str, Any]:
+    """What every checkpoint of a run stores for its VGG: the source record, or the tensors
+    themselves for a run resumed from an older checkpoint that held them (its VGG need not be
+    what its vgg_weights gives today: random VGGs were not drawn from a fixed seed then)."""
+    if resumed is not None and TENSORS_KEY in resumed:
+        return {TENSORS_KEY: vgg_features(generator).state_dict()}
+    return {RECORD_KEY: source_record(vgg_weights, generator)}
 
 
 def without_vgg(generator_state: dict[str, Any]) -> dict[str, Any]:

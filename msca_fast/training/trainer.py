@@ -97,7 +97,7 @@ class Trainer:
         else:
             self.generator, model_config = build_generator(model_config_for(cfg, num_classes))
         self.model_config = model_config
-        self.vgg_source = frozen_vgg.source_record(model_config.vgg_weights, self.generator)
+        self.vgg_entry = frozen_vgg.checkpoint_entry(model_config.vgg_weights, self.generator, resume)
         self.num_classes = num_classes
         self.discriminator = MultiscaleDiscriminator(model_config)
         self.head = AttentionPretrainHead(model_config, rgb=cfg.pretrain_rgb)
@@ -139,7 +139,7 @@ class Trainer:
             "train_config": self.cfg.to_dict(),
             "generator": frozen_vgg.without_vgg(self.generator.state_dict()),
             "generator_ema": frozen_vgg.without_vgg(self.generator_ema.state_dict()),
-            frozen_vgg.RECORD_KEY: self.vgg_source,
+            **self.vgg_entry,
             "discriminator": self.discriminator.state_dict(),
             "pretrain_head": self.head.state_dict(),
             "optimizer_g": self.opt_g.state_dict(),
