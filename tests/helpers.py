@@ -139,11 +139,12 @@ GRAD_NAMES = ARG_NAMES
 
 
 def forward_and_grads(inp, backend, grad_out):
-    """The backend's output and the gradients of every argument for upstream gradient grad_out."""
-    leaves = {name: t.detach().clone().requires_grad_() for name, t in inp.items()}
+    """The backend's output and the gradient of every argument given (None for those absent)
+    for the upstream gradient grad_out."""
+    leaves = {name: t.detach().clone().requires_grad_() if t is not None else None for name, t in inp.items()}
     out = call(lambda *a: msca(*a, backend=backend), leaves)
     out.backward(grad_out)
-    return out.detach(), {name: leaves[name].grad for name in GRAD_NAMES}
+    return out.detach(), {name: leaves[name].grad if leaves[name] is not None else None for name in GRAD_NAMES}
 
 
 def relative_error(actual, expected):
