@@ -129,7 +129,7 @@ def backend_params(inp):
     problem = validate_msca(*(inp[name] for name in ARG_NAMES)).problem
     params = []
     for backend in registered_backends():
-        reason = backend.why_not(problem)
+        reason = backend.reason(problem)
         marks = [pytest.mark.skip(reason=f"{backend.name}: {reason}")] if reason is not None else []
         params.append(pytest.param(backend.name, marks=marks, id=backend.name))
     return params

@@ -11,10 +11,9 @@ registers the backends.
 from __future__ import annotations
 
 import torch
-from torch import Tensor
 
 from msca_fast import _extension
-from msca_fast.reference import is_channels_last
+from msca_fast.backends.fused import fused_msca
 from msca_fast.backends.registry import Backend, register_backend
 from msca_fast.validation import Problem
 
@@ -77,52 +76,6 @@ def _register_op_support(namespace: str) -> None:
     torch.library.register_autograd(f"{namespace}::msca_forward", backward, setup_context=setup_context)
 
 
-class _ZeroGradForPhiBias(torch.autograd.Function):
-    """Passes ``out`` through and gives phi's bias its exact gradient: zero (it cancels in
-    the spatial softmax). Without it the bias would get no gradient at all, which
-    DistributedDataParallel reports as an unused parameter."""
-
-    @staticmethod
-    def forward(ctx, out: Tensor, phi_bias: Tensor) -> Tensor:
-        ctx.bias_shape = phi_bias.shape
-        return out.view_as(out)
-
-    @staticmethod
-    def backward(ctx, grad: Tensor):
-        return grad, grad.new_zeros(ctx.bias_shape)
-
-
-def _fused_msca(namespace: str):
-    def fused_msca(fx2, fc2, fc1, phi, phi_bias, psi, psi_bias, gate):
-        """fx2 (B,N,H2,W2), fc2 (B,M2,H2,W2), fc1 (B,M1,H1,W1), phi (K,N+M2), psi (K,M1) -> (B,N,H1,W1)."""
-        return _run_fused(getattr(torch.ops, namespace).msca_forward, fx2, fc2, fc1, phi, phi_bias, psi, psi_bias, gate)
-
-    return fused_msca
-
-
-def _run_fused(forward_op, fx2, fc2, fc1, phi, phi_bias, psi, psi_bias, gate):
-    device_type = fx2.device.type
-    if torch.is_autocast_enabled(device_type):
-        # Run in the autocast dtype, as the reference's matmuls would; the op itself is
-        # registered without autocast, so cast here (any autocast dtype, not a fixed one).
-        dtype = torch.get_autocast_dtype(device_type)
-        fx2, fc2, fc1, phi, psi = (t.to(dtype) for t in (fx2, fc2, fc1, phi, psi))
-        psi_bias = psi_bias.to(dtype) if psi_bias is not None else None
-        gate = gate.to(dtype) if gate is not None else None
-        with torch.autocast(device_type, enabled=False):
-            return _run_fused(forward_op, fx2, fc2, fc1, phi, phi_bias, psi, psi_bias, gate)
-    out, _, _ = forward_op(fx2, fc2, fc1, phi, psi, psi_bias, gate)
-    if is_channels_last(fc1):
-        out = out.contiguous(memory_format=torch.channels_last)
-    if phi_bias is not None and phi_bias.requires_grad and torch.is_grad_enabled():
-        out = _ZeroGradForPhiBias.apply(out, phi_bias)
-    return out
-
-
-def _not_fused(*args, **kwargs):
-    raise RuntimeError("the extension backends implement the fused op only")
-
-
 def _accumulator_bytes(dtype: torch.dtype) -> int:
     """Bytes of the kernels' accumulation type: double for float64, float otherwise."""
     return 8 if dtype == torch.float64 else 4
@@ -178,8 +131,6 @@ def _why_not(backend: str):
             return f"the emulated CUDA kernels are not built: {_extension.emulation_load_error}"
         if backend == "cuda" and not _extension.built_with_cuda():
             return "this build of msca_fast._C has no CUDA kernels (nvcc or a CUDA torch was missing at build time)"
-        if problem.stage != "msca":
-            return "implements the fused op only (aggregate/distribute use another backend)"
         if problem.device.type != tensor_device:
             return f"runs on {tensor_device} tensors, got {problem.device.type}"
         if backend != "cpu":
@@ -206,9 +157,7 @@ for _name, _namespace in (("cpu", "msca_fast"), ("cuda", "msca_fast"), ("cuda_em
             name=_name,
             priority=10 if _name != "cuda_emulated" else -20,
             why_not=_why_not(_name),
-            msca=_fused_msca(_namespace),
-            aggregate=_not_fused,
-            distribute=_not_fused,
+            msca=fused_msca(lambda namespace=_namespace: getattr(torch.ops, namespace).msca_forward),
             description=_DESCRIPTIONS[_name],
             in_auto=_name != "cuda_emulated",
         )

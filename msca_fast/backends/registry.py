@@ -24,18 +24,26 @@ class Backend:
     msca(fx2, fc2, fc1, phi (K,N+M2), phi_bias, psi (K,M1), psi_bias, gate) -> (B,N,H1,W1)
     aggregate(fx2, fc2, phi (K,N+M2), phi_bias) -> V (B,N,K)
     distribute(v, fc1, psi (K,M1), psi_bias, gate) -> (B,N,H1,W1)
-    Arguments arrive validated, weights as matrices. A backend with ``in_auto=False``
-    serves only when asked for by name (a test vehicle, such as the emulated CUDA kernels).
+    Arguments arrive validated, weights as matrices. A fused backend leaves aggregate and
+    distribute None (those stages then go to another backend). A backend with
+    ``in_auto=False`` serves only when asked for by name (a test vehicle, such as the emulated
+    CUDA kernels or Triton's interpreter). The priority is fixed when it registers.
     """
 
     name: str
     priority: int
     why_not: Callable[[Problem], str | None]
     msca: Callable[..., Tensor]
-    aggregate: Callable[..., Tensor]
-    distribute: Callable[..., Tensor]
+    aggregate: Callable[..., Tensor] | None = None
+    distribute: Callable[..., Tensor] | None = None
     description: str = ""
     in_auto: bool = True
+
+    def reason(self, problem: Problem) -> str | None:
+        """Why this backend cannot serve ``problem``, or None."""
+        if problem.stage != "msca" and getattr(self, problem.stage) is None:
+            return "implements the fused op only (aggregate/distribute use another backend)"
+        return self.why_not(problem)
 
 
 _BACKENDS: dict[str, Backend] = {}
@@ -55,7 +63,7 @@ def registered_backends() -> list[Backend]:
 
 def backend_reasons(problem: Problem) -> dict[str, str | None]:
     """For every backend, why it cannot serve ``problem`` (None where it can)."""
-    return {b.name: b.why_not(problem) for b in registered_backends()}
+    return {b.name: b.reason(problem) for b in registered_backends()}
 
 
 def _reason_lines(problem: Problem) -> str:
@@ -87,11 +95,11 @@ def select_backend(name: str, problem: Problem) -> Backend:
     check_backend_name(name)
     if name == "auto":
         for backend in registered_backends():
-            if backend.in_auto and backend.why_not(problem) is None:
+            if backend.in_auto and backend.reason(problem) is None:
                 return backend
         raise ValueError(f"backend: no backend can serve ({_describe(problem)}):\n{_reason_lines(problem)}")
     backend = _BACKENDS[name]
-    reason = backend.why_not(problem)
+    reason = backend.reason(problem)
     if reason is not None:
         raise ValueError(
             f"backend: {name!r} cannot serve ({_describe(problem)}): {reason}\n"

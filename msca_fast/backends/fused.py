@@ -1,0 +1,64 @@
+"""What every fused backend (cpu, cuda, cuda_emulated, triton) does around its forward op:
+autocast, phi's bias gradient and the output layout, written once.
+
+A fused backend provides ``forward_op(fx2, fc2, fc1, phi, psi, psi_bias, gate) -> (out, V,
+lse)`` with autograd registered for out; :func:`fused_msca` turns it into the backend's
+``msca`` entry point.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import Tensor
+
+from msca_fast.reference import is_channels_last
+
+ForwardOp = Callable[..., tuple[Tensor, Tensor, Tensor]]
+
+
+class _ZeroGradForPhiBias(torch.autograd.Function):
+    """Passes ``out`` through and gives phi's bias its exact gradient: zero (it cancels in
+    the spatial softmax). Without it the bias would get no gradient at all, which
+    DistributedDataParallel reports as an unused parameter."""
+
+    @staticmethod
+    def forward(ctx, out: Tensor, phi_bias: Tensor) -> Tensor:
+        ctx.bias_shape = phi_bias.shape
+        return out.view_as(out)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        return grad, grad.new_zeros(ctx.bias_shape)
+
+
+def run_fused(forward_op: ForwardOp, fx2, fc2, fc1, phi, phi_bias, psi, psi_bias, gate) -> Tensor:
+    """fx2 (B,N,H2,W2), fc2 (B,M2,H2,W2), fc1 (B,M1,H1,W1), phi (K,N+M2), psi (K,M1) ->
+    out (B,N,H1,W1), channels_last when fc1 is."""
+    device_type = fx2.device.type
+    if torch.is_autocast_enabled(device_type):
+        # The ops are registered without autocast: run them in the autocast dtype, as the
+        # reference's matmuls would (any autocast dtype, not a fixed one).
+        dtype = torch.get_autocast_dtype(device_type)
+        fx2, fc2, fc1, phi, psi = (t.to(dtype) for t in (fx2, fc2, fc1, phi, psi))
+        psi_bias = psi_bias.to(dtype) if psi_bias is not None else None
+        gate = gate.to(dtype) if gate is not None else None
+        with torch.autocast(device_type, enabled=False):
+            return run_fused(forward_op, fx2, fc2, fc1, phi, phi_bias, psi, psi_bias, gate)
+    out, _, _ = forward_op(fx2, fc2, fc1, phi, psi, psi_bias, gate)
+    if is_channels_last(fc1) and not out.is_contiguous(memory_format=torch.channels_last):
+        out = out.contiguous(memory_format=torch.channels_last)
+    if phi_bias is not None and phi_bias.requires_grad and torch.is_grad_enabled():
+        out = _ZeroGradForPhiBias.apply(out, phi_bias)
+    return out
+
+
+def fused_msca(forward_op: Callable[[], ForwardOp]) -> Callable[..., Tensor]:
+    """The ``msca`` entry point of a backend whose forward op ``forward_op()`` returns (looked
+    up at call time: an op library may load after the backend registers)."""
+
+    def msca(fx2, fc2, fc1, phi, phi_bias, psi, psi_bias, gate) -> Tensor:
+        return run_fused(forward_op(), fx2, fc2, fc1, phi, phi_bias, psi, psi_bias, gate)
+
+    return msca
