@@ -306,6 +306,38 @@ def test_tf32_is_an_explicit_option(interpreter):
         triton_backend.set_fp32_dot_precision("ieee")
 
 
+def test_empty_batch_launches_nothing(interpreter, monkeypatch):
+    """B = 0: an empty output, empty feature-map gradients and zero weight gradients, without
+    a launch (an empty grid is a launch error on the GPU)."""
+
+    def no_launch(kernel, grid, **args):
+        raise AssertionError(f"{kernel} launched for an empty batch")
+
+    monkeypatch.setattr(triton_backend, "_launch", no_launch)
+    inp = inputs_for(SHAPES["7x13"])
+    empty = {n: inp[n][:0] for n in ("fx2", "fc2", "fc1", "gate")}
+    args = [empty["fx2"], empty["fc2"], empty["fc1"], inp["phi_weight"], inp["phi_bias"], inp["psi_weight"],
+            inp["psi_bias"], empty["gate"]]
+    out, v, lse = torch.ops.msca_fast.triton_forward(*args)
+    n, k = inp["fx2"].shape[1], inp["phi_weight"].shape[0]
+    assert out.shape == (0, n, *inp["fc1"].shape[2:]) and out.dtype == inp["fx2"].dtype
+    assert v.shape == (0, n, k) and lse.shape == (0, k) and v.dtype == lse.dtype == torch.float32
+    grads = torch.ops.msca_fast.triton_backward(
+        torch.empty_like(out), empty["fx2"], empty["fc2"], empty["fc1"], inp["phi_weight"], inp["psi_weight"],
+        inp["psi_bias"], empty["gate"], v, lse,
+    )
+    expected = [empty["fx2"], empty["fc2"], empty["fc1"], inp["phi_weight"], inp["psi_weight"], inp["psi_bias"],
+                empty["gate"]]
+    for grad, like in zip(grads, expected):
+        assert grad.shape == like.shape and grad.dtype == like.dtype
+        assert torch.count_nonzero(grad) == 0
+    torch.library.opcheck(torch.ops.msca_fast.triton_forward.default, args)
+    out, grads = forward_and_grads(triton_msca, {**inp, **empty}, torch.empty(0, n, *inp["fc1"].shape[2:]))
+    assert out.shape == (0, n, *inp["fc1"].shape[2:])
+    assert all(grads[name].shape == inp[name][:0].shape for name in empty)
+    assert all(torch.count_nonzero(grads[name]) == 0 for name in ("phi_weight", "phi_bias", "psi_weight", "psi_bias"))
+
+
 # --- torch.library and torch.compile -------------------------------------------------------------
 
 

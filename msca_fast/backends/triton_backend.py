@@ -12,11 +12,17 @@ are built in that same mode. In an interpreter process the backend also serves C
 (slow; for testing without a GPU), but only by name: its priority then drops below the
 reference's, so "auto" never picks it.
 
+The kernels launch under the inputs' CUDA device (Triton takes device and stream from the
+current one). A batch of zero launches nothing.
+
 fp32 inputs use exact fp32 dots ("ieee") unless :func:`set_fp32_dot_precision` opts in to tf32;
 16-bit inputs multiply in their own dtype with float32 accumulation, and the float32 values the
 kernels compute (attention maps, V * gate, their gradients) enter the dots unrounded (see
-triton_kernels). V and lse are saved in float32. The output is channels_last when fc1 is; each gradient of a feature map follows the
-layout of its input (channels_last or contiguous).
+triton_kernels). V and lse are saved in float32. The output is channels_last when fc1 is; each
+gradient of a feature map follows the layout of its input (channels_last or contiguous).
+
+The backward's float32 partial sums take one slot per program, not per tile
+(:func:`backward_partial_shapes`): about 47 MB at B=16, 1024x1024, N=512, M=200, K=32.
 """
 
 from __future__ import annotations
@@ -197,6 +203,9 @@ def _forward(fx2, fc2, fc1, phi, psi, psi_bias, gate) -> tuple[Tensor, Tensor, T
 def _forward_on_device(fx2, fc2, fc1, phi, psi, psi_bias, gate) -> tuple[Tensor, Tensor, Tensor]:
     kernels = _kernels()
     batch, n, m2, m1, k = fx2.shape[0], fx2.shape[1], fc2.shape[1], fc1.shape[1], phi.shape[0]
+    if batch == 0:  # nothing to compute (and an empty grid is a launch error on the GPU)
+        out = _new_map(fc1, (0, n, fc1.shape[2], fc1.shape[3]), fx2.dtype)
+        return out, fx2.new_empty((0, n, k), dtype=torch.float32), fx2.new_empty((0, k), dtype=torch.float32)
     bk = _padded_k(k)
     x, c2, c1 = _pixels(fx2), _pixels(fc2), _pixels(fc1)
     p2, p1 = x.shape[2], c1.shape[2]
@@ -287,6 +296,16 @@ def _backward(grad_out, fx2, fc2, fc1, phi, psi, psi_bias, gate, v, lse) -> tupl
 def _backward_on_device(grad_out, fx2, fc2, fc1, phi, psi, psi_bias, gate, v, lse) -> tuple[Tensor, ...]:
     kernels = _kernels()
     batch, n, m2, m1, k = fx2.shape[0], fx2.shape[1], fc2.shape[1], fc1.shape[1], phi.shape[0]
+    if batch == 0:  # empty feature-map gradients, zero weight gradients, no launch
+        return (
+            _new_map(fx2, fx2.shape),
+            _new_map(fc2, fc2.shape),
+            _new_map(fc1, fc1.shape),
+            torch.zeros_like(phi, memory_format=torch.contiguous_format),
+            torch.zeros_like(psi, memory_format=torch.contiguous_format),
+            torch.zeros_like(psi_bias) if psi_bias is not None else fx2.new_empty((0,)),
+            gate.new_empty(gate.shape) if gate is not None else fx2.new_empty((0,)),
+        )
     bk = _padded_k(k)
     x, c2, c1, go = _pixels(fx2), _pixels(fc2), _pixels(fc1), _pixels(grad_out)
     p2, p1 = x.shape[2], c1.shape[2]
