@@ -2,17 +2,15 @@
 
 Triton runs either interpreted on the CPU or compiled for a GPU, chosen once per process when
 it is imported. Without a GPU, tests/conftest.py sets TRITON_INTERPRET=1 first: the kernels
-then run in the interpreter on CPU tensors (which the backend serves only by name), and every
-GPU variant the backend can launch is compiled ahead of time for sm_80 and sm_90 in worker
-processes that import triton without it. Tests on CUDA tensors carry the ``gpu`` marker and
-run whenever a GPU is present (and triton is not interpreting).
+then run in the interpreter on CPU tensors (which the backend serves only by name), with the
+interpreter's small tiles and with the GPU's. tests/test_triton_compile.py compiles every GPU
+variant ahead of time. Tests on CUDA tensors carry the ``gpu`` marker and run whenever a GPU
+is present (and triton is not interpreting).
 """
 
 import dataclasses
 import itertools
 import math
-import multiprocessing
-import os
 from contextlib import contextmanager, nullcontext
 
 import pytest
@@ -209,17 +207,23 @@ def test_backward_allocates_the_partials_it_reports(interpreter, monkeypatch):
 
 def test_gpu_configs_run_in_the_interpreter(interpreter):
     kernels = triton_backend.kernels
+    inp = inputs_for(SHAPES["tiny"])  # float32, K = 3: BK = 16
 
     def launched():
-        return {name: (kernels.block_p(name), tuner.configs[0].kwargs) for name, tuner in kernels.KERNELS.items()}
-
-    assert launched() == {name: (kernels.INTERPRETER_BLOCK_P, kernels.INTERPRETER_CONFIG.meta) for name in kernels.KERNELS}
-    with kernels.gpu_configs_interpreted(1):
-        assert launched() == {
-            name: (kernels.GPU_BLOCK_P[name], kernels.GPU_CONFIGS[name][min(1, len(kernels.GPU_CONFIGS[name]) - 1)].meta)
-            for name in kernels.KERNELS
+        forward_and_grads(triton_msca, inp, torch.randn(2, 3, 2, 3))
+        return {
+            name: (kernels.block_p(name), tuner.best_config.all_kwargs()) for name, tuner in kernels.KERNELS.items()
         }
-    assert launched()["sweep_b"] == (kernels.INTERPRETER_BLOCK_P, kernels.INTERPRETER_CONFIG.meta)
+
+    interpreter_config = kernels.INTERPRETER_CONFIG.as_triton().all_kwargs()
+    assert launched() == {name: (kernels.INTERPRETER_BLOCK_P, interpreter_config) for name in kernels.KERNELS}
+    with kernels.gpu_configs_interpreted(1):
+        expected = {}
+        for name in kernels.KERNELS:
+            serving = kernels.candidates(name, None if name == "combine" else "fp32", 16)
+            expected[name] = (kernels.GPU_BLOCK_P[name], serving[min(1, len(serving) - 1)].as_triton().all_kwargs())
+        assert launched() == expected
+    assert launched()["sweep_b"] == (kernels.INTERPRETER_BLOCK_P, interpreter_config)
 
 
 @pytest.mark.parametrize("absent", [("gate",), ("psi_bias",), ("phi_bias",), ("gate", "psi_bias", "phi_bias")])
@@ -417,7 +421,7 @@ def test_every_launch_happens_under_the_inputs_device(interpreter, monkeypatch):
     monkeypatch.setattr(triton_backend, "_launch", recording_launch)
     inp = inputs_for(SHAPES["tiny"])
     forward_and_grads(triton_msca, inp, torch.randn(2, 3, 2, 3))
-    assert sorted({kernel for kernel, _ in launches}) == sorted(KERNEL_NAMES)
+    assert sorted({kernel for kernel, _ in launches}) == sorted(triton_backend.kernels.KERNELS)
     assert all(devices == [torch.device("cpu")] for _, devices in launches), launches
 
 
@@ -470,90 +474,6 @@ def test_interpreted_serves_cpu_tensors_by_name_only(monkeypatch):
 )
 def test_why_not_reasons(problem, reason):
     assert reason in triton_backend.why_not(problem())
-
-
-# --- ahead-of-time compilation for the GPU ------------------------------------------------------
-
-ARCHS = {80: 166912, 90: 232448}  # compute capability -> shared memory a block may use (bytes)
-KERNEL_NAMES = list(triton_backend.kernels.KERNELS) if triton_backend.kernels is not None else []
-
-
-def compile_variant(index: int, arch: int) -> tuple[str, int]:
-    """Compiles gpu_variants()[index] for sm_<arch> (in a worker process); -> (what, shared bytes)."""
-    import triton
-    from triton.backends.compiler import GPUTarget
-    from triton.compiler import ASTSource
-
-    kernels = triton_backend.kernels
-    assert not kernels.INTERPRETED, "compile workers must import triton without TRITON_INTERPRET=1"
-    variant = kernels.gpu_variants()[index]
-    source = ASTSource(
-        fn=kernels.KERNELS[variant.kernel].fn,
-        signature=variant.signature(),
-        constexprs=variant.constexprs,
-    )
-    compiled = triton.compile(
-        source,
-        target=GPUTarget("cuda", arch, 32),
-        options={"num_warps": variant.num_warps, "num_stages": variant.num_stages},
-    )
-    assert compiled.asm["cubin"], "no cubin"
-    return f"{variant} sm_{arch}", compiled.metadata.shared
-
-
-@contextmanager
-def _environment_without(name):
-    saved = os.environ.pop(name, None)
-    try:
-        yield
-    finally:
-        if saved is not None:
-            os.environ[name] = saved
-
-
-@pytest.fixture(scope="module")
-def compile_pool():
-    """Processes, not threads (compilation holds the GIL), spawned fresh (forking after MLIR
-    threads have started is unsafe) and without TRITON_INTERPRET, so that their triton
-    compiles. multiprocessing.Pool starts its workers at once, inside the context."""
-    with _environment_without("TRITON_INTERPRET"):
-        pool = multiprocessing.get_context("spawn").Pool(min(2, os.cpu_count() or 1))
-    with pool:
-        yield pool
-
-
-def test_variants_cover_every_launch_configuration():
-    kernels = triton_backend.kernels
-    variants = kernels.gpu_variants()
-    assert triton_backend.MAX_K == kernels.K_PADDINGS[-1]
-    for name in KERNEL_NAMES:
-        mine = [v for v in variants if v.kernel == name]
-        distinct = {(v.dtype, tuple(sorted(v.constexprs.items())), v.num_warps, v.num_stages) for v in mine}
-        assert len(distinct) == len(mine), f"{name}: duplicate variants"
-        assert {v.constexprs["BK"] for v in mine} == set(kernels.K_PADDINGS), name
-        assert {v.dtype for v in mine} == ({"fp32"} if name == "combine" else {"fp32", "fp16", "bf16"}), name
-        for config in kernels.GPU_CONFIGS[name]:
-            assert any(
-                config.meta.items() <= v.constexprs.items()
-                and (v.num_warps, v.num_stages) == (config.num_warps, config.num_stages)
-                for v in mine
-            ), f"{name}: {config} never compiled"
-    fp32 = [v for v in variants if v.dtype == "fp32" and v.kernel != "combine"]
-    assert {v.constexprs["DOT_PRECISION"] for v in fp32} == {"ieee", "tf32"}
-    assert not any(v.constexprs.get("UPCAST_DOTS") for v in variants)
-
-
-@pytest.mark.parametrize("arch", list(ARCHS), ids=[f"sm_{a}" for a in ARCHS])
-@pytest.mark.parametrize("kernel", KERNEL_NAMES)
-def test_every_gpu_variant_compiles_ahead_of_time(compile_pool, kernel, arch):
-    """Catches what the interpreter accepts but the GPU compiler does not (dot sizes, layouts,
-    dtype rules) and shared memory beyond what a block may use."""
-    variants = triton_backend.kernels.gpu_variants()
-    indices = [i for i, v in enumerate(variants) if v.kernel == kernel]
-    results = compile_pool.starmap(compile_variant, [(i, arch) for i in indices], chunksize=1)
-    assert len(results) == len(indices)
-    for what, shared in results:
-        assert shared <= ARCHS[arch], f"{what}: {shared} bytes of shared memory"
 
 
 # --- on a GPU ------------------------------------------------------------------------------------

@@ -17,12 +17,16 @@ Kernels, in launch order:
 
 Feature maps are read and written as (B, C, P) with arbitrary strides (so channels_last and
 other dense layouts need no copy); weights are contiguous; V, lse and every partial are
-float32. With 16-bit inputs, a float32 value computed in a kernel (beta, V * g, dT, dS, dV)
-is not rounded to 16 bits before a dot: against a 16-bit operand it enters as hi + lo
-(_dot_fx, _dot_xf), against another such value the dot is float32. Only the forward's
-exp(S - m) is rounded, as the reference rounds alpha. K is padded to BK, a power of two >= 16 (tl.dot's minimum for 16-bit inputs), and
-the padded regions are masked out of both softmaxes. Offsets inside one batch element are
-int32 (the backend refuses a batch element of 2**31 elements or more); batch offsets are int64.
+float32. Each backward program loops over the tiles of its split and adds its products into
+its own slot of the partial sums (see sweep A). K is padded to BK, a power of two >= 16
+(tl.dot's minimum for 16-bit inputs), and the padded regions are masked out of both
+softmaxes. Offsets inside one batch element are int32 (the backend refuses a batch element
+of 2**31 elements or more); batch offsets are int64.
+
+With 16-bit inputs, a float32 value computed in a kernel (beta, V * g, dT, dS, dV) is not
+rounded to 16 bits before a dot: against a 16-bit operand it enters as hi + lo (_dot_fx,
+_dot_xf), against another such value the dot is float32. Only the forward's exp(S - m) is
+rounded, as the reference rounds alpha. In float16, dS is scaled by a power of two per tile.
 
 Import it through :mod:`msca_fast.backends.triton_backend`, which builds the kernels in the
 mode triton itself was imported in (GPU compiler, or CPU interpreter under TRITON_INTERPRET=1);
@@ -32,6 +36,7 @@ mode triton itself was imported in (GPU compiler, or CPU interpreter under TRITO
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 from dataclasses import dataclass, field
 
@@ -48,28 +53,59 @@ MAX_K = K_PADDINGS[-1]
 FP32_DOT_PRECISIONS = ("ieee", "tf32")  # "ieee" unless the caller opts in to tf32
 
 
+# How a launch multiplies: exact float32 on the CUDA cores ("fp32"), or on the tensor cores
+# ("tf32" for float32 inputs opted in, "16-bit" for float16 and bfloat16 inputs). Their
+# register needs differ, so each has its own launch configurations.
+DOT_KINDS = ("fp32", "tf32", "16-bit")
+
+
+def dot_kind(dtype: str, fp32_precision: str) -> str:
+    """The dot kind of inputs of triton dtype ``dtype`` ("fp32", "fp16", "bf16")."""
+    if dtype == "fp32":
+        return "fp32" if fp32_precision == "ieee" else "tf32"
+    return "16-bit"
+
+
+ALL_LAUNCHES = tuple(itertools.product(DOT_KINDS, K_PADDINGS))
+
+
 @dataclass(frozen=True)
 class LaunchConfig:
-    """One autotune candidate: constexpr block sizes, warps and pipeline stages."""
+    """One autotune candidate: constexpr block sizes, warps and pipeline stages, and the
+    (dot kind, BK) pairs it is a candidate for."""
 
     meta: dict = field(default_factory=dict)
     num_warps: int = 4
     num_stages: int = 2
+    only: tuple[tuple[str, int], ...] = ALL_LAUNCHES
 
     def as_triton(self) -> triton.Config:
         return triton.Config(dict(self.meta), num_warps=self.num_warps, num_stages=self.num_stages)
 
+    def serves(self, kind: str | None, bk: int) -> bool:
+        """kind None: a kernel without dots on the inputs (combine), served for every BK."""
+        return any((kind is None or kind == k) and bk == b for k, b in self.only)
 
-# Pixels per tile, fixed per kernel (not autotuned: the number of per-tile partials and the
-# split length depend on it and are allocated before the launch).
+
+# Pixels per tile, fixed per kernel (not autotuned: the split length depends on it and is
+# chosen before the launch).
 GPU_BLOCK_P = {"aggregate": 64, "combine": None, "distribute": 128, "sweep_a": 64, "sweep_b": 64}
 INTERPRETER_BLOCK_P = 16
 
-# Guesses to be revisited with GPU benchmarks: a lean and a wide candidate per kernel.
+def _launches(kinds: tuple[str, ...], bks: tuple[int, ...] = K_PADDINGS) -> tuple[tuple[str, int], ...]:
+    return tuple(itertools.product(kinds, bks))
+
+
+# Candidates that compile without spilling a register for sm_80 and sm_90, contiguous and
+# channels_last (tests/test_triton_compile.py), two per (dot kind, BK); which is fastest
+# awaits a GPU. Exact float32 dots run on the CUDA cores and want smaller chunks.
 GPU_CONFIGS = {
     "aggregate": (
-        LaunchConfig({"BLOCK_N": 64, "BLOCK_C": 32}, num_warps=4, num_stages=2),
-        LaunchConfig({"BLOCK_N": 128, "BLOCK_C": 64}, num_warps=8, num_stages=2),
+        LaunchConfig({"BLOCK_N": 64, "BLOCK_C": 32}, num_warps=4, num_stages=2, only=_launches(("16-bit",))),
+        LaunchConfig({"BLOCK_N": 128, "BLOCK_C": 32}, num_warps=8, num_stages=2, only=_launches(("16-bit", "tf32"))),
+        LaunchConfig({"BLOCK_N": 64, "BLOCK_C": 32}, num_warps=8, num_stages=2, only=_launches(("tf32",))),
+        LaunchConfig({"BLOCK_N": 32, "BLOCK_C": 16}, num_warps=8, num_stages=1, only=_launches(("fp32",))),
+        LaunchConfig({"BLOCK_N": 32, "BLOCK_C": 32}, num_warps=8, num_stages=2, only=_launches(("fp32",))),
     ),
     "combine": (LaunchConfig({"BLOCK_N": 64}, num_warps=4, num_stages=1),),
     "distribute": (
@@ -77,34 +113,27 @@ GPU_CONFIGS = {
         LaunchConfig({"BLOCK_N": 128, "BLOCK_C": 32}, num_warps=8, num_stages=2),
     ),
     "sweep_a": (
-        LaunchConfig({"BLOCK_N": 32, "BLOCK_C": 32}, num_warps=4, num_stages=1),
-        LaunchConfig({"BLOCK_N": 64, "BLOCK_C": 32}, num_warps=8, num_stages=2),
+        LaunchConfig(
+            {"BLOCK_N": 32, "BLOCK_C": 16}, num_warps=4, num_stages=1,
+            only=_launches(("fp32",)) + _launches(("tf32", "16-bit"), (16,)),
+        ),
+        LaunchConfig(
+            {"BLOCK_N": 32, "BLOCK_C": 32}, num_warps=8, num_stages=1,
+            only=_launches(("fp32", "tf32")) + _launches(("16-bit",), (16,)),
+        ),
+        LaunchConfig({"BLOCK_N": 32, "BLOCK_C": 16}, num_warps=8, num_stages=1, only=_launches(("tf32",), (32,))),
+        LaunchConfig({"BLOCK_N": 16, "BLOCK_C": 16}, num_warps=8, num_stages=1, only=_launches(("16-bit",), (32,))),
+        LaunchConfig({"BLOCK_N": 16, "BLOCK_C": 32}, num_warps=8, num_stages=1, only=_launches(("16-bit",), (32,))),
     ),
     "sweep_b": (
-        LaunchConfig({"BLOCK_N": 32, "BLOCK_C": 32}, num_warps=4, num_stages=1),
-        LaunchConfig({"BLOCK_N": 64, "BLOCK_C": 32}, num_warps=8, num_stages=2),
+        LaunchConfig({"BLOCK_N": 16, "BLOCK_C": 16}, num_warps=4, num_stages=1),
+        LaunchConfig({"BLOCK_N": 32, "BLOCK_C": 32}, num_warps=8, num_stages=1),
     ),
 }
 
 # Small blocks so that the tests' small shapes still cross chunk, tile and split borders.
 INTERPRETER_CONFIG = LaunchConfig({"BLOCK_N": 16, "BLOCK_C": 16}, num_warps=1, num_stages=1)
 
-# The pointer arguments holding the input dtype; every other pointer is float32 and every
-# other non-constexpr argument an int32 (used to build ahead-of-time compile signatures).
-INPUT_DTYPE_POINTERS = {
-    "aggregate": ("fx2", "fc2", "phi"),
-    "combine": (),
-    "distribute": ("fc1", "psi", "psi_bias", "gate", "out"),
-    "sweep_a": ("grad_out", "fc1", "psi", "psi_bias", "gate", "dfc1"),
-    "sweep_b": ("fx2", "fc2", "phi", "dfx2", "dfc2"),
-}
-FLOAT32_POINTERS = {
-    "aggregate": ("part_m", "part_l", "part_acc"),
-    "combine": ("part_m", "part_l", "part_acc", "v", "lse"),
-    "distribute": ("v",),
-    "sweep_a": ("v", "part_dvt", "part_dpsi", "part_dbias"),
-    "sweep_b": ("lse", "dv", "delta", "part_dphi"),
-}
 # Constexprs that only the host chooses (the rest come from LaunchConfig.meta).
 HOST_CONSTEXPRS = {
     "aggregate": ("BK", "BLOCK_P", "DOT_PRECISION", "UPCAST_DOTS"),
@@ -113,6 +142,14 @@ HOST_CONSTEXPRS = {
     "sweep_a": ("BK", "BLOCK_P", "DOT_PRECISION", "UPCAST_DOTS"),
     "sweep_b": ("BK", "BLOCK_P", "DOT_PRECISION", "UPCAST_DOTS"),
 }
+# The argument whose dtype is the inputs' (None: the kernel reads float32 partials only).
+INPUT_ARGUMENT = {"aggregate": "fx2", "combine": None, "distribute": "fc1", "sweep_a": "grad_out", "sweep_b": "fx2"}
+_TRITON_DTYPES = {"torch.float32": "fp32", "torch.float16": "fp16", "torch.bfloat16": "bf16"}
+
+
+def candidates(kernel: str, kind: str | None, bk: int) -> list[LaunchConfig]:
+    """GPU_CONFIGS of ``kernel`` that serve dot kind ``kind`` (None: any) and BK ``bk``."""
+    return [config for config in GPU_CONFIGS[kernel] if config.serves(kind, bk)]
 
 
 # The GPU candidate each kernel launches with in the interpreter, or None for
@@ -129,9 +166,9 @@ def block_p(kernel: str) -> int:
 
 @contextlib.contextmanager
 def gpu_configs_interpreted(choice: int):
-    """Interpreter only: launch with the GPU's tile sizes and candidate ``choice`` of each
-    kernel's GPU_CONFIGS (its last where it has fewer), so that the numerics of what a GPU
-    runs are checked without one."""
+    """Interpreter only: launch with the GPU's tile sizes and candidate ``choice`` of those
+    serving each launch (their last where there are fewer), so that the numerics of what a
+    GPU runs are checked without one."""
     if not INTERPRETED:
         raise RuntimeError("gpu_configs_interpreted: the kernels were built for the GPU")
     saved = _interpreted_gpu_choice
@@ -146,10 +183,30 @@ def _use_interpreted_configs(choice: int | None) -> None:
     global _interpreted_gpu_choice
     _interpreted_gpu_choice = choice
     for name, tuner in KERNELS.items():
-        candidates = GPU_CONFIGS[name]
-        config = INTERPRETER_CONFIG if choice is None else candidates[min(choice, len(candidates) - 1)]
-        tuner.configs = [config.as_triton()]
+        configs = [INTERPRETER_CONFIG] if choice is None else GPU_CONFIGS[name]
+        tuner.configs = [config.as_triton() for config in configs]
         tuner.cache.clear()
+
+
+def _launch_kind(kernel: str, args: dict) -> tuple[str | None, int]:
+    """(dot kind, BK) of a launch of ``kernel`` with keyword arguments ``args``."""
+    argument = INPUT_ARGUMENT[kernel]
+    if argument is None:
+        return None, args["BK"]
+    return dot_kind(_TRITON_DTYPES[str(args[argument].dtype)], args["DOT_PRECISION"]), args["BK"]
+
+
+def _prune(kernel: str, configs: list, named_args: dict, **kwargs) -> list:
+    """The autotuner's candidates for one launch: the GPU_CONFIGS serving its dot kind and
+    BK (in the interpreter under gpu_configs_interpreted: the chosen one of them)."""
+    if INTERPRETED and _interpreted_gpu_choice is None:
+        return configs
+    kind, bk = _launch_kind(kernel, {**named_args, **kwargs})
+    serving = [c.as_triton().all_kwargs() for c in candidates(kernel, kind, bk)]
+    found = [config for config in configs if config.all_kwargs() in serving]
+    if INTERPRETED:
+        found = found[min(_interpreted_gpu_choice, len(found) - 1) :][:1]
+    return found
 
 
 def dot_constexprs(dtype: str, fp32_precision: str, interpreted: bool = INTERPRETED) -> dict:
@@ -162,89 +219,92 @@ def dot_constexprs(dtype: str, fp32_precision: str, interpreted: bool = INTERPRE
 
 @dataclass(frozen=True)
 class Variant:
-    """One compiled form of one kernel: what triton.compile needs besides the target."""
+    """One compiled form of one kernel, less what the launch arguments specialise (ints equal
+    to 1, divisibility by 16): the constexprs, warps and stages it launches with."""
 
     kernel: str
     dtype: str  # triton's name of the input dtype
+    precision: str  # the fp32 dot precision the host was set to
     constexprs: dict
     num_warps: int
     num_stages: int
 
-    def signature(self) -> dict[str, str]:
-        """Argument name -> triton type: constexpr, pointer to the input dtype / fp32, or i32."""
-        types = {}
-        for arg in KERNELS[self.kernel].fn.arg_names:
-            if arg in self.constexprs:
-                types[arg] = "constexpr"
-            elif arg in INPUT_DTYPE_POINTERS[self.kernel]:
-                types[arg] = "*" + self.dtype
-            elif arg in FLOAT32_POINTERS[self.kernel]:
-                types[arg] = "*fp32"
-            else:
-                types[arg] = "i32"
-        return types
-
 
 def gpu_variants() -> list[Variant]:
     """Every variant the backend can launch on a GPU: kernel x input dtype x fp32 dot
-    precision x BK x autotune config. The combine kernel reads float32 partials only."""
+    precision x BK x the candidates serving them. The combine kernel reads float32 partials
+    only."""
     found = []
     for kernel in KERNELS:
         dtypes = ("fp32",) if kernel == "combine" else ("fp32", "fp16", "bf16")
         for dtype in dtypes:
             precisions = FP32_DOT_PRECISIONS if dtype == "fp32" and kernel != "combine" else ("ieee",)
-            for precision, bk, config in itertools.product(precisions, K_PADDINGS, GPU_CONFIGS[kernel]):
+            for precision, bk in itertools.product(precisions, K_PADDINGS):
                 host = {"BK": bk, "BLOCK_P": GPU_BLOCK_P[kernel], **dot_constexprs(dtype, precision, False)}
                 constexprs = {name: host[name] for name in HOST_CONSTEXPRS[kernel]}
-                found.append(Variant(kernel, dtype, {**constexprs, **config.meta}, config.num_warps, config.num_stages))
+                kind = None if kernel == "combine" else dot_kind(dtype, precision)
+                for config in candidates(kernel, kind, bk):
+                    found.append(
+                        Variant(
+                            kernel, dtype, precision, {**constexprs, **config.meta}, config.num_warps, config.num_stages
+                        )
+                    )
     return found
 
 
 def _autotune(kernel: str, key: list[str]):
+    """Autotuned over the GPU candidates serving each launch; the key holds the dot precision
+    because the candidates depend on it (and the dtypes, which the autotuner adds itself)."""
     configs = [INTERPRETER_CONFIG] if INTERPRETED else list(GPU_CONFIGS[kernel])
-    return triton.autotune(configs=[c.as_triton() for c in configs], key=key)
+    if "DOT_PRECISION" in HOST_CONSTEXPRS[kernel]:
+        key = key + ["DOT_PRECISION"]
+    return triton.autotune(
+        configs=[c.as_triton() for c in configs],
+        key=key,
+        prune_configs_by={"early_config_prune": functools.partial(_prune, kernel)},
+    )
 
 
 # --- shared pieces ------------------------------------------------------------------------------
 
 
 @triton.jit
-def _dot(a, b, DOT_PRECISION: tl.constexpr, UPCAST_DOTS: tl.constexpr):
-    """a @ b with a float32 accumulator. The interpreter stores bfloat16 as uint16 and would
+def _dot(a, b, acc, DOT_PRECISION: tl.constexpr, UPCAST_DOTS: tl.constexpr):
+    """acc + a @ b, float32 ``acc``. The interpreter stores bfloat16 as uint16 and would
     multiply the bit patterns; UPCAST_DOTS (interpreter only) multiplies in float32 instead,
     which is what the tensor cores compute for 16-bit inputs."""
     if UPCAST_DOTS:
         a = a.to(tl.float32)
         b = b.to(tl.float32)
-    return tl.dot(a, b, input_precision=DOT_PRECISION)
+    return tl.dot(a, b, acc=acc, input_precision=DOT_PRECISION)
 
 
 @triton.jit
-def _dot_fx(a, b, DOT_PRECISION: tl.constexpr, UPCAST_DOTS: tl.constexpr):
-    """a @ b for a float32 ``a`` computed in the kernel and ``b`` in the input dtype.
+def _dot_fx(a, b, acc, DOT_PRECISION: tl.constexpr, UPCAST_DOTS: tl.constexpr):
+    """acc + a @ b for a float32 ``a`` computed in the kernel and ``b`` in the input dtype.
 
     For 16-bit ``b``, ``a`` is split into hi + lo in that dtype and both are multiplied: the
     products are exact and accumulate in float32, so ``a`` keeps about twice the 16-bit
     precision instead of being rounded to it (which cost up to 3x the reference's error)."""
     if b.dtype == tl.float32:
-        c = _dot(a, b, DOT_PRECISION, UPCAST_DOTS)
+        acc = _dot(a, b, acc, DOT_PRECISION, UPCAST_DOTS)
     else:
         a_hi = a.to(b.dtype)
         a_lo = (a - a_hi.to(tl.float32)).to(b.dtype)
-        c = _dot(a_hi, b, DOT_PRECISION, UPCAST_DOTS) + _dot(a_lo, b, DOT_PRECISION, UPCAST_DOTS)
-    return c
+        acc = _dot(a_lo, b, _dot(a_hi, b, acc, DOT_PRECISION, UPCAST_DOTS), DOT_PRECISION, UPCAST_DOTS)
+    return acc
 
 
 @triton.jit
-def _dot_xf(a, b, DOT_PRECISION: tl.constexpr, UPCAST_DOTS: tl.constexpr):
-    """a @ b for ``a`` in the input dtype and a float32 ``b`` computed in the kernel (see _dot_fx)."""
+def _dot_xf(a, b, acc, DOT_PRECISION: tl.constexpr, UPCAST_DOTS: tl.constexpr):
+    """acc + a @ b for ``a`` in the input dtype and a float32 ``b`` computed in the kernel (see _dot_fx)."""
     if a.dtype == tl.float32:
-        c = _dot(a, b, DOT_PRECISION, UPCAST_DOTS)
+        acc = _dot(a, b, acc, DOT_PRECISION, UPCAST_DOTS)
     else:
         b_hi = b.to(a.dtype)
         b_lo = (b - b_hi.to(tl.float32)).to(a.dtype)
-        c = _dot(a, b_hi, DOT_PRECISION, UPCAST_DOTS) + _dot(a, b_lo, DOT_PRECISION, UPCAST_DOTS)
-    return c
+        acc = _dot(a, b_lo, _dot(a, b_hi, acc, DOT_PRECISION, UPCAST_DOTS), DOT_PRECISION, UPCAST_DOTS)
+    return acc
 
 
 @triton.jit
@@ -292,13 +352,13 @@ def _exemplar_logits_t(
         b_z = tl.load(p_x + o_p[:, None] * s_xp + o_c[None, :] * s_xc, mask=m_p[:, None] & m_c[None, :], other=0.0)
         # [BLOCK_C, BK]
         b_w = tl.load(phi + o_k[None, :] * (N + M) + o_c[:, None], mask=m_c[:, None] & m_k[None, :], other=0.0)
-        b_s += _dot(b_z, b_w, DOT_PRECISION, UPCAST_DOTS)
+        b_s = _dot(b_z, b_w, b_s, DOT_PRECISION, UPCAST_DOTS)
     for c0 in range(0, M, BLOCK_C):
         o_c = c0 + tl.arange(0, BLOCK_C)
         m_c = o_c < M
         b_z = tl.load(p_c + o_p[:, None] * s_cp + o_c[None, :] * s_cc, mask=m_p[:, None] & m_c[None, :], other=0.0)
         b_w = tl.load(phi + o_k[None, :] * (N + M) + N + o_c[:, None], mask=m_c[:, None] & m_k[None, :], other=0.0)
-        b_s += _dot(b_z, b_w, DOT_PRECISION, UPCAST_DOTS)
+        b_s = _dot(b_z, b_w, b_s, DOT_PRECISION, UPCAST_DOTS)
     return b_s
 
 
@@ -332,7 +392,7 @@ def _target_attention(
         # [BK, BLOCK_C] @ [BLOCK_C, BLOCK_P]
         b_w = tl.load(psi + o_k[:, None] * M + o_c[None, :], mask=m_k[:, None] & m_c[None, :], other=0.0)
         b_c = tl.load(p_c + o_c[:, None] * s_cc + o_p[None, :] * s_cp, mask=m_c[:, None] & m_p[None, :], other=0.0)
-        b_t += _dot(b_w, b_c, DOT_PRECISION, UPCAST_DOTS)
+        b_t = _dot(b_w, b_c, b_t, DOT_PRECISION, UPCAST_DOTS)
     b_t += tl.load(psi_bias + o_k, mask=m_k, other=0.0).to(tl.float32)[:, None]
     b_t = tl.where(m_k[:, None], b_t, float("-inf"))
     b_e = tl.exp(b_t - tl.max(b_t, 0)[None, :])
@@ -405,7 +465,7 @@ def msca_fwd_kernel_aggregate(
         b_l = b_l * b_scale + tl.sum(b_a, 0)
         # [BLOCK_N, BLOCK_P] @ [BLOCK_P, BK]
         b_x = tl.load(p_x + o_n[:, None] * s_xc + o_p[None, :] * s_xp, mask=m_n[:, None] & m_p[None, :], other=0.0)
-        b_acc = b_acc * b_scale[None, :] + _dot(b_x, b_a.to(b_x.dtype), DOT_PRECISION, UPCAST_DOTS)
+        b_acc = _dot(b_x, b_a.to(b_x.dtype), b_acc * b_scale[None, :], DOT_PRECISION, UPCAST_DOTS)
         b_m = b_m_new
 
     o_slot = i_b * num_splits + i_s
@@ -503,7 +563,8 @@ def msca_fwd_kernel_distribute(
         b_v = tl.load(v + (i_b * N + o_n[:, None]) * K + o_k[None, :], mask=m_n[:, None] & m_k[None, :], other=0.0)
         # Both operands stay float32 (rounding them to a 16-bit dtype would add two roundings
         # to the one the output takes); with K <= 32 the float32 dot is cheap.
-        b_o = _dot(b_v * b_g[None, :], b_beta, DOT_PRECISION, UPCAST_DOTS)
+        b_o = tl.zeros([BLOCK_N, BLOCK_P], dtype=tl.float32)
+        b_o = _dot(b_v * b_g[None, :], b_beta, b_o, DOT_PRECISION, UPCAST_DOTS)
         tl.store(
             out + i_b * s_ob + o_n[:, None] * s_oc + o_p[None, :] * s_op,
             b_o.to(out.dtype.element_ty),
@@ -585,10 +646,10 @@ def msca_bwd_kernel_sweep_a(
             )
             # [BK, BLOCK_N]
             b_vt = tl.load(v + (i_b * N + o_n[None, :]) * K + o_k[:, None], mask=m_k[:, None] & m_n[None, :], other=0.0)
-            b_dbeta += _dot_fx(b_vt * b_g[:, None], b_do, DOT_PRECISION, UPCAST_DOTS)
+            b_dbeta = _dot_fx(b_vt * b_g[:, None], b_do, b_dbeta, DOT_PRECISION, UPCAST_DOTS)
             # [BLOCK_N, BK]. This program alone adds to its slot, tile after tile, in one
             # thread per element: the sum is deterministic, and it stays in L2.
-            b_dvt = _dot_xf(b_do, b_beta_t, DOT_PRECISION, UPCAST_DOTS)
+            b_dvt = _dot_xf(b_do, b_beta_t, tl.zeros([BLOCK_N, BK], dtype=tl.float32), DOT_PRECISION, UPCAST_DOTS)
             tl.atomic_add(
                 part_dvt + (o_slot * N + o_n[:, None]) * K + o_k[None, :], b_dvt,
                 mask=m_n[:, None] & m_k[None, :], sem="relaxed",
@@ -602,7 +663,7 @@ def msca_bwd_kernel_sweep_a(
             m_c = o_c < M
             # [BLOCK_C, BK] @ [BK, BLOCK_P]
             b_w_t = tl.load(psi + o_k[None, :] * M + o_c[:, None], mask=m_c[:, None] & m_k[None, :], other=0.0)
-            b_dc = _dot_xf(b_w_t, b_dt, DOT_PRECISION, UPCAST_DOTS)
+            b_dc = _dot_xf(b_w_t, b_dt, tl.zeros([BLOCK_C, BLOCK_P], dtype=tl.float32), DOT_PRECISION, UPCAST_DOTS)
             tl.store(
                 dfc1 + i_b * s_db + o_c[:, None] * s_dc + o_p[None, :] * s_dp,
                 b_dc.to(dfc1.dtype.element_ty),
@@ -610,7 +671,7 @@ def msca_bwd_kernel_sweep_a(
             )
             # [BK, BLOCK_P] @ [BLOCK_P, BLOCK_C]
             b_c_t = tl.load(p_c + o_c[None, :] * s_cc + o_p[:, None] * s_cp, mask=m_p[:, None] & m_c[None, :], other=0.0)
-            b_dpsi = _dot_fx(b_dt, b_c_t, DOT_PRECISION, UPCAST_DOTS)
+            b_dpsi = _dot_fx(b_dt, b_c_t, tl.zeros([BK, BLOCK_C], dtype=tl.float32), DOT_PRECISION, UPCAST_DOTS)
             tl.atomic_add(
                 part_dpsi + (o_slot * K + o_k[:, None]) * M + o_c[None, :], b_dpsi,
                 mask=m_k[:, None] & m_c[None, :], sem="relaxed",
@@ -688,7 +749,7 @@ def msca_bwd_kernel_sweep_b(
             # [BLOCK_P, BLOCK_N] @ [BLOCK_N, BK]
             b_x_t = tl.load(p_x + o_n[None, :] * s_xc + o_p[:, None] * s_xp, mask=m_p[:, None] & m_n[None, :], other=0.0)
             b_dv = tl.load(dv + (i_b * N + o_n[:, None]) * K + o_k[None, :], mask=m_n[:, None] & m_k[None, :], other=0.0)
-            b_da += _dot_xf(b_x_t, b_dv, DOT_PRECISION, UPCAST_DOTS)
+            b_da = _dot_xf(b_x_t, b_dv, b_da, DOT_PRECISION, UPCAST_DOTS)
         b_ds = b_a * (b_da - b_delta[None, :])
         if fx2.dtype.element_ty == tl.float16:
             # dS carries alpha ~ 1/P, subnormal in float16 (below 2^-14) at large exemplars:
@@ -707,8 +768,8 @@ def msca_bwd_kernel_sweep_b(
             b_w = tl.load(phi + o_k[:, None] * (N + M) + o_c[None, :], mask=m_k[:, None] & m_c[None, :], other=0.0)
             b_dv_t = tl.load(dv + (i_b * N + o_c[None, :]) * K + o_k[:, None], mask=m_k[:, None] & m_c[None, :], other=0.0)
             # [BLOCK_P, BLOCK_C]
-            b_dz = _dot_fx(b_ds, b_w, DOT_PRECISION, UPCAST_DOTS) * ds_unscale
-            b_dz += _dot(b_a, b_dv_t, DOT_PRECISION, UPCAST_DOTS)
+            b_dz = _dot_fx(b_ds, b_w, tl.zeros([BLOCK_P, BLOCK_C], dtype=tl.float32), DOT_PRECISION, UPCAST_DOTS)
+            b_dz = _dot(b_a, b_dv_t, b_dz * ds_unscale, DOT_PRECISION, UPCAST_DOTS)
             tl.store(
                 dfx2 + i_b * s_dxb + o_c[None, :] * s_dxc + o_p[:, None] * s_dxp,
                 b_dz.to(dfx2.dtype.element_ty),
@@ -716,7 +777,8 @@ def msca_bwd_kernel_sweep_b(
             )
             # [BLOCK_C, BLOCK_P] @ [BLOCK_P, BK], added to this program's own slot (see sweep A)
             b_z = tl.load(p_x + o_c[:, None] * s_xc + o_p[None, :] * s_xp, mask=m_c[:, None] & m_p[None, :], other=0.0)
-            b_dphi = _dot_xf(b_z, b_ds, DOT_PRECISION, UPCAST_DOTS) * ds_unscale
+            b_dphi = _dot_xf(b_z, b_ds, tl.zeros([BLOCK_C, BK], dtype=tl.float32), DOT_PRECISION, UPCAST_DOTS)
+            b_dphi *= ds_unscale
             tl.atomic_add(
                 part_dphi + (o_slot * (N + M) + o_c[:, None]) * K + o_k[None, :], b_dphi,
                 mask=m_c[:, None] & m_k[None, :], sem="relaxed",
@@ -726,14 +788,16 @@ def msca_bwd_kernel_sweep_b(
             o_c = c0 + tl.arange(0, BLOCK_C)
             m_c = o_c < M
             b_w = tl.load(phi + o_k[:, None] * (N + M) + N + o_c[None, :], mask=m_k[:, None] & m_c[None, :], other=0.0)
-            b_dz = _dot_fx(b_ds, b_w, DOT_PRECISION, UPCAST_DOTS) * ds_unscale
+            b_dz = _dot_fx(b_ds, b_w, tl.zeros([BLOCK_P, BLOCK_C], dtype=tl.float32), DOT_PRECISION, UPCAST_DOTS)
+            b_dz *= ds_unscale
             tl.store(
                 dfc2 + i_b * s_dcb + o_c[None, :] * s_dcc + o_p[:, None] * s_dcp,
                 b_dz.to(dfc2.dtype.element_ty),
                 mask=m_p[:, None] & m_c[None, :],
             )
             b_z = tl.load(p_c + o_c[:, None] * s_cc + o_p[None, :] * s_cp, mask=m_c[:, None] & m_p[None, :], other=0.0)
-            b_dphi = _dot_xf(b_z, b_ds, DOT_PRECISION, UPCAST_DOTS) * ds_unscale
+            b_dphi = _dot_xf(b_z, b_ds, tl.zeros([BLOCK_C, BK], dtype=tl.float32), DOT_PRECISION, UPCAST_DOTS)
+            b_dphi *= ds_unscale
             tl.atomic_add(
                 part_dphi + (o_slot * (N + M) + N + o_c[:, None]) * K + o_k[None, :], b_dphi,
                 mask=m_c[:, None] & m_k[None, :], sem="relaxed",
