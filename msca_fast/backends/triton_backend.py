@@ -44,8 +44,8 @@ __all__ = ["set_fp32_dot_precision", "backward_partial_shapes", "import_error", 
 _TILES_PER_SPLIT_INTERPRETED = 2  # small, so the tests' images span several splits
 _MIN_TILES_PER_SPLIT_GPU = 2
 # Programs per SM that a pass over many tiles is split into: a few waves of the forward's
-# aggregate; one wave of the backward sweeps, of which no more than two fit on an SM (their
-# registers) and whose float32 partial sums scale with the number of programs.
+# aggregate; about one wave of the backward sweeps (at 120-255 registers a thread, one to three
+# of their programs fit on an SM), whose float32 partial sums grow with the number of programs.
 _FORWARD_PROGRAMS_PER_SM = 4
 _BACKWARD_PROGRAMS_PER_SM = 2
 _TRITON_DTYPE_NAMES = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}
