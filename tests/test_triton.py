@@ -9,8 +9,10 @@ is present (and triton is not interpreting).
 """
 
 import dataclasses
+import inspect
 import itertools
 import math
+import re
 from contextlib import contextmanager, nullcontext
 
 import pytest
@@ -203,6 +205,16 @@ def test_backward_allocates_the_partials_it_reports(interpreter, monkeypatch):
     expected = triton_backend.backward_partial_shapes(batch, n, m2, m1, k, h2 * w2, h1 * w1, None)
     assert launched == {f"part_{name}": shape for name, shape in expected.items()}
     assert expected["dphi"][1] > 1 and expected["dvt"][1] > 1, "the test shape should span several splits"
+
+
+def test_autotuning_zeroes_the_partial_sums_kernels_add_into():
+    """The autotuner times each candidate on the real arguments; whatever a kernel adds into
+    (tl.atomic_add) must be zeroed before each timed run and before the real one."""
+    for name, tuner in triton_backend.kernels.KERNELS.items():
+        source = inspect.getsource(tuner.fn.fn)
+        added_into = set(re.findall(r"tl\.atomic_add\(\s*(\w+)", source))
+        assert added_into == set(triton_backend.kernels.ACCUMULATED[name]), name
+        assert set(tuner.reset_to_zero) == added_into, name
 
 
 def test_gpu_configs_run_in_the_interpreter(interpreter):

@@ -142,6 +142,10 @@ HOST_CONSTEXPRS = {
     "sweep_a": ("BK", "BLOCK_P", "DOT_PRECISION", "UPCAST_DOTS"),
     "sweep_b": ("BK", "BLOCK_P", "DOT_PRECISION", "UPCAST_DOTS"),
 }
+# Partial sums a kernel adds into (tl.atomic_add): zeroed before each run the autotuner times.
+ACCUMULATED = {
+    "aggregate": (), "combine": (), "distribute": (), "sweep_a": ("part_dvt", "part_dpsi"), "sweep_b": ("part_dphi",)
+}
 # The argument whose dtype is the inputs' (None: the kernel reads float32 partials only).
 INPUT_ARGUMENT = {"aggregate": "fx2", "combine": None, "distribute": "fc1", "sweep_a": "grad_out", "sweep_b": "fx2"}
 _TRITON_DTYPES = {"torch.float32": "fp32", "torch.float16": "fp16", "torch.bfloat16": "bf16"}
@@ -262,6 +266,7 @@ def _autotune(kernel: str, key: list[str]):
         configs=[c.as_triton() for c in configs],
         key=key,
         prune_configs_by={"early_config_prune": functools.partial(_prune, kernel)},
+        reset_to_zero=list(ACCUMULATED[kernel]) or None,
     )
 
 
