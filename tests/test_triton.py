@@ -515,6 +515,17 @@ def test_gpu_large_image_and_channels_last():
 
 
 @pytest.mark.gpu
+@pytest.mark.skipif(not HAS_GPU, reason="needs a CUDA device")
+def test_gpu_backward_is_deterministic():
+    """Each backward program adds its tiles into its own slot of the partial sums
+    (tl.atomic_add), one after another: the same inputs give the same bits."""
+    inp = inputs_for((2, 150, 70, 40, 16, 61, 67, 53, 59), device="cuda")
+    grad_out = torch.randn(2, 150, 53, 59, device="cuda")
+    first, second = forward_and_grads(triton_msca, inp, grad_out), forward_and_grads(triton_msca, inp, grad_out)
+    assert all(torch.equal(first[1][n], second[1][n]) for n in GRAD_NAMES)
+
+
+@pytest.mark.gpu
 @pytest.mark.skipif(not HAS_GPU or torch.cuda.device_count() < 2, reason="needs two CUDA devices")
 def test_gpu_tensors_on_another_device():
     """Tensors on cuda:1 while cuda:0 is current: the kernels must run on cuda:1."""
