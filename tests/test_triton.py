@@ -1,4 +1,5 @@
-"""The "triton" backend against the reference, without and with a GPU.
+"""The "triton" backend's own checks, without and with a GPU (its comparisons with the
+reference, with the interpreter's and the GPU's tile sizes, are in test_backend_conformance.py).
 
 Triton runs either interpreted on the CPU or compiled for a GPU, chosen once per process when
 it is imported. Without a GPU, tests/conftest.py sets TRITON_INTERPRET=1 first: the kernels
@@ -21,7 +22,7 @@ import torch
 pytest.importorskip("triton")
 
 from helpers import ARG_NAMES, LOW_PRECISION_TOL, call, inputs_for_shape, rel_rms  # noqa: E402
-from msca_fast.backends import select_backend  # noqa: E402
+from msca_fast.backends import backend_reasons, register_backend, select_backend  # noqa: E402
 from msca_fast.backends import triton_backend  # noqa: E402
 from msca_fast.ops import MSCA, msca  # noqa: E402
 from msca_fast.reference import aggregate_reference, msca_reference  # noqa: E402
@@ -30,7 +31,6 @@ from msca_fast.validation import validate_msca  # noqa: E402
 pytestmark = pytest.mark.skipif(triton_backend.import_error is not None, reason=f"{triton_backend.import_error}")
 
 HAS_GPU = torch.cuda.is_available() and not triton_backend.INTERPRETED
-LOW_DTYPES = [torch.float16, torch.bfloat16]
 
 # (B, N, M2, M1, K, H2, W2, H1, W1). The interpreter's blocks are 16 wide and its splits two
 # tiles long, so "chunks" spans several N and channel chunks, tiles and splits.
@@ -99,53 +99,7 @@ def assert_matches_reference(inp, forward_tol, grad_tol):
         assert relative_error(grad, expected_grads[name]) < grad_tol, name
 
 
-def assert_within_dtype_tolerance(inp32, dtype):
-    """Flash-attention's self-scaling check: the kernel's error against float64 is at most
-    twice that of the reference run in ``dtype``, for the output and every gradient."""
-    low = {name: t.to(dtype) for name, t in inp32.items()}
-    out_shape = (inp32["fx2"].shape[0], inp32["fx2"].shape[1], *inp32["fc1"].shape[2:])
-    grad_out = torch.randn(out_shape, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
-    grad_out = grad_out.to(inp32["fx2"].device)
-    truth = truth_for(low, grad_out)
-    ours = forward_and_grads(triton_msca, low, grad_out)
-    theirs = forward_and_grads(msca_reference, low, grad_out)
-    assert ours[0].dtype == dtype
-    assert rel_rms(ours[0], truth[0]) < LOW_PRECISION_TOL[dtype]
-    assert rel_rms(ours[0], truth[0]) <= 2 * rel_rms(theirs[0], truth[0]) + 1e-6
-    for name in GRAD_NAMES:
-        if name == "phi_bias":
-            assert torch.count_nonzero(ours[1][name]) == 0
-            continue
-        kernel_error = relative_error(ours[1][name], truth[1][name])
-        assert kernel_error <= 2 * relative_error(theirs[1][name], truth[1][name]) + 1e-4, name
-
-
 # --- numerics in the interpreter -----------------------------------------------------------------
-
-
-# The interpreter's own small blocks (which cross every chunk, tile and split border of the
-# shapes above) and each GPU candidate's block sizes, run by the interpreter.
-CONFIGS = {"interpreter": None, "gpu0": 0, "gpu1": 1}
-
-
-@pytest.fixture(params=CONFIGS.values(), ids=CONFIGS.keys())
-def configs(request, interpreter):
-    if request.param is None:
-        yield
-    else:
-        with triton_backend.kernels.gpu_configs_interpreted(request.param):
-            yield
-
-
-@pytest.mark.parametrize("shape", SHAPES.values(), ids=SHAPES.keys())
-def test_float32_matches_reference(configs, shape):
-    assert_matches_reference(inputs_for(shape), 1e-5, 1e-5)
-
-
-@pytest.mark.parametrize("dtype", LOW_DTYPES, ids=["fp16", "bf16"])
-@pytest.mark.parametrize("shape", SHAPES.values(), ids=SHAPES.keys())
-def test_low_precision_within_dtype_tolerance(configs, shape, dtype):
-    assert_within_dtype_tolerance(inputs_for(shape), dtype)
 
 
 def test_float16_gradients_at_an_exemplar_with_subnormal_attention(interpreter):
@@ -238,12 +192,6 @@ def test_gpu_configs_run_in_the_interpreter(interpreter):
     assert launched()["sweep_b"] == (kernels.INTERPRETER_BLOCK_P, interpreter_config)
 
 
-@pytest.mark.parametrize("absent", [("gate",), ("psi_bias",), ("phi_bias",), ("gate", "psi_bias", "phi_bias")])
-def test_optional_arguments_absent(interpreter, absent):
-    inp = {**inputs_for(SHAPES["7x13"]), **{name: None for name in absent}}
-    assert_matches_reference(inp, 1e-5, 1e-5)
-
-
 def test_layouts_need_no_particular_strides(interpreter):
     """channels_last, a channel slice of a larger map (batch stride != C*P), H/W-transposed
     storage, transposed weight storage and 1x1-conv-shaped weights all give the same result."""
@@ -268,7 +216,7 @@ def test_output_and_gradients_follow_the_input_layouts(interpreter):
     assert out.is_contiguous(memory_format=torch.channels_last)
     assert call(triton_msca, inp).is_contiguous()
     out, v, lse = torch.ops.msca_fast.triton_forward(
-        cl["fx2"], cl["fc2"], cl["fc1"], inp["phi_weight"], inp["phi_bias"], inp["psi_weight"],
+        cl["fx2"], cl["fc2"], cl["fc1"], inp["phi_weight"], inp["psi_weight"],
         inp["psi_bias"], inp["gate"],
     )
     grads = torch.ops.msca_fast.triton_backward(
@@ -282,7 +230,7 @@ def test_output_and_gradients_follow_the_input_layouts(interpreter):
 def test_saved_tensors_are_v_and_lse_in_float32(interpreter):
     inp = inputs_for(SHAPES["chunks"])
     _, v, lse = torch.ops.msca_fast.triton_forward(
-        inp["fx2"], inp["fc2"], inp["fc1"], inp["phi_weight"], inp["phi_bias"], inp["psi_weight"],
+        inp["fx2"], inp["fc2"], inp["fc1"], inp["phi_weight"], inp["psi_weight"],
         inp["psi_bias"], inp["gate"],
     )
     assert v.dtype == lse.dtype == torch.float32
@@ -332,7 +280,7 @@ def test_empty_batch_launches_nothing(interpreter, monkeypatch):
     monkeypatch.setattr(triton_backend, "_launch", no_launch)
     inp = inputs_for(SHAPES["7x13"])
     empty = {n: inp[n][:0] for n in ("fx2", "fc2", "fc1", "gate")}
-    args = [empty["fx2"], empty["fc2"], empty["fc1"], inp["phi_weight"], inp["phi_bias"], inp["psi_weight"],
+    args = [empty["fx2"], empty["fc2"], empty["fc1"], inp["phi_weight"], inp["psi_weight"],
             inp["psi_bias"], empty["gate"]]
     out, v, lse = torch.ops.msca_fast.triton_forward(*args)
     n, k = inp["fx2"].shape[1], inp["phi_weight"].shape[0]
@@ -362,7 +310,7 @@ def test_opcheck_forward(interpreter, optional):
     inp = inputs_for(SHAPES["tiny"])
     keep = optional == "all"
     args = [
-        inp["fx2"], inp["fc2"], inp["fc1"], inp["phi_weight"], inp["phi_bias"] if keep else None,
+        inp["fx2"], inp["fc2"], inp["fc1"], inp["phi_weight"],
         inp["psi_weight"], inp["psi_bias"] if keep else None, inp["gate"] if keep else None,
     ]
     args = [a.requires_grad_() if a is not None else None for a in args]
@@ -373,7 +321,7 @@ def test_opcheck_backward(interpreter):
     inp = inputs_for(SHAPES["tiny"])
     cl = inp["fc1"].contiguous(memory_format=torch.channels_last)
     out, v, lse = torch.ops.msca_fast.triton_forward(
-        inp["fx2"], inp["fc2"], cl, inp["phi_weight"], None, inp["psi_weight"], inp["psi_bias"], inp["gate"]
+        inp["fx2"], inp["fc2"], cl, inp["phi_weight"], inp["psi_weight"], inp["psi_bias"], inp["gate"]
     )
     args = [torch.randn_like(out), inp["fx2"], inp["fc2"], cl, inp["phi_weight"], inp["psi_weight"],
             inp["psi_bias"], inp["gate"], v, lse]
@@ -453,8 +401,21 @@ def test_kernels_are_built_in_the_mode_triton_was_imported_in():
     assert triton_backend.INTERPRETED == triton_backend._triton_runs_interpreted()
 
 
-def test_on_a_gpu_cpu_tensors_are_refused_and_triton_wins_auto(monkeypatch):
-    monkeypatch.setattr(triton_backend, "INTERPRETED", False)
+@pytest.fixture
+def registered_as(monkeypatch):
+    """registered_as(interpreted): the registry's "triton" as a GPU or an interpreter process
+    registers it; the real entry is restored afterwards."""
+
+    def register(interpreted: bool) -> None:
+        monkeypatch.setattr(triton_backend, "INTERPRETED", interpreted)
+        register_backend(triton_backend.registry_entry(interpreted))
+
+    yield register
+    register_backend(triton_backend.registry_entry(triton_backend.kernels.INTERPRETED))
+
+
+def test_on_a_gpu_cpu_tensors_are_refused_and_triton_wins_auto(registered_as):
+    registered_as(interpreted=False)
     reason = triton_backend.why_not(_problem())
     assert "TRITON_INTERPRET=1" in reason and "backend='triton'" in reason
     assert select_backend("auto", _problem()).name != "triton"
@@ -465,8 +426,8 @@ def test_on_a_gpu_cpu_tensors_are_refused_and_triton_wins_auto(monkeypatch):
     assert select_backend("auto", _problem(device="cuda", dtype=torch.bfloat16)).name == "triton"
 
 
-def test_interpreted_serves_cpu_tensors_by_name_only(monkeypatch):
-    monkeypatch.setattr(triton_backend, "INTERPRETED", True)
+def test_interpreted_serves_cpu_tensors_by_name_only(registered_as):
+    registered_as(interpreted=True)
     assert triton_backend.why_not(_problem()) is None
     assert select_backend("triton", _problem()).name == "triton"
     assert select_backend("auto", _problem()).name != "triton"
@@ -485,25 +446,10 @@ def test_interpreted_serves_cpu_tensors_by_name_only(monkeypatch):
     ids=["float64", "K33", "aggregate", "meta", "int32"],
 )
 def test_why_not_reasons(problem, reason):
-    assert reason in triton_backend.why_not(problem())
+    assert reason in backend_reasons(problem())["triton"]
 
 
 # --- on a GPU ------------------------------------------------------------------------------------
-
-@pytest.mark.parametrize("shape", SHAPES.values(), ids=SHAPES.keys())
-@pytest.mark.gpu
-@pytest.mark.skipif(not HAS_GPU, reason="needs a CUDA device")
-def test_gpu_float32_matches_reference(shape):
-    assert_matches_reference(inputs_for(shape, device="cuda"), 1e-5, 1e-5)
-
-
-@pytest.mark.parametrize("dtype", LOW_DTYPES, ids=["fp16", "bf16"])
-@pytest.mark.parametrize("shape", list(SHAPES))
-@pytest.mark.gpu
-@pytest.mark.skipif(not HAS_GPU, reason="needs a CUDA device")
-def test_gpu_low_precision_within_dtype_tolerance(shape, dtype):
-    assert_within_dtype_tolerance(inputs_for(SHAPES[shape], device="cuda"), dtype)
-
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not HAS_GPU, reason="needs a CUDA device")

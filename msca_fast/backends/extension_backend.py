@@ -133,6 +133,8 @@ def _why_not(backend: str):
             return "this build of msca_fast._C has no CUDA kernels (nvcc or a CUDA torch was missing at build time)"
         if problem.device.type != tensor_device:
             return f"runs on {tensor_device} tensors, got {problem.device.type}"
+        if backend == "cuda" and not torch.cuda.is_available():
+            return "no CUDA device is available"
         if backend != "cpu":
             return _cuda_limits(problem, backend)
         return None

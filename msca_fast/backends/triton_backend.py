@@ -9,8 +9,7 @@ Devices: CUDA tensors, with the GPU compiler. Triton chooses between its GPU com
 CPU interpreter once, when it is first imported (TRITON_INTERPRET=1 then selects the
 interpreter, and its own library functions such as tl.sum are built for it), so the kernels
 are built in that same mode. In an interpreter process the backend also serves CPU tensors
-(slow; for testing without a GPU), but only by name: its priority then drops below the
-reference's, so "auto" never picks it.
+(slow; for testing without a GPU), but only by name: it registers outside "auto".
 
 The kernels launch under the inputs' CUDA device (Triton takes device and stream from the
 current one). A batch of zero launches nothing.
@@ -35,6 +34,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 
+from msca_fast.backends.fused import fused_msca
 from msca_fast.backends.registry import Backend, register_backend
 from msca_fast.reference import is_channels_last
 from msca_fast.validation import Problem
@@ -409,21 +409,17 @@ def triton_forward(
     fc2: Tensor,
     fc1: Tensor,
     phi: Tensor,
-    phi_bias: Optional[Tensor],
     psi: Tensor,
     psi_bias: Optional[Tensor],
     gate: Optional[Tensor],
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """Eq. 4-8 -> (out (B,N,H1,W1), V (B,N,K) float32, lse (B,K) float32).
-
-    phi_bias is taken only so autograd can give it its exact gradient, zero: it adds a
-    constant to each row of the spatial logits and cancels in the softmax.
-    """
+    """Eq. 4-8 -> (out (B,N,H1,W1), V (B,N,K) float32, lse (B,K) float32). phi's bias, which
+    cancels in the softmax, is left to the fused backends' glue (backends/fused.py)."""
     return _forward(fx2, fc2, fc1, phi, psi, psi_bias, gate)
 
 
 @triton_forward.register_fake
-def _(fx2, fc2, fc1, phi, phi_bias, psi, psi_bias, gate):
+def _(fx2, fc2, fc1, phi, psi, psi_bias, gate):
     batch, n, k = fx2.shape[0], fx2.shape[1], phi.shape[0]
     out = _new_map(fc1, (batch, n, fc1.shape[2], fc1.shape[3]), fx2.dtype)
     return out, fx2.new_empty((batch, n, k), dtype=torch.float32), fx2.new_empty((batch, k), dtype=torch.float32)
@@ -460,10 +456,9 @@ def _(grad_out, fx2, fc2, fc1, phi, psi, psi_bias, gate, v, lse):
 
 
 def _setup_context(ctx, inputs, output):
-    fx2, fc2, fc1, phi, phi_bias, psi, psi_bias, gate = inputs
+    fx2, fc2, fc1, phi, psi, psi_bias, gate = inputs
     _, v, lse = output
     ctx.mark_non_differentiable(v, lse)
-    ctx.has_phi_bias = phi_bias is not None
     ctx.save_for_backward(fx2, fc2, fc1, phi, psi, psi_bias, gate, v, lse)
 
 
@@ -477,7 +472,6 @@ def _backward_formula(ctx, grad_out, grad_v, grad_lse):
         dfc2,
         dfc1,
         dphi,
-        phi.new_zeros(phi.shape[0]) if ctx.has_phi_bias else None,
         dpsi,
         dbias if psi_bias is not None else None,
         dgate if gate is not None else None,
@@ -490,24 +484,6 @@ triton_forward.register_autograd(_backward_formula, setup_context=_setup_context
 # --- the backend ---------------------------------------------------------------------------------
 
 
-def _fused_msca(fx2, fc2, fc1, phi, phi_bias, psi, psi_bias, gate):
-    """fx2 (B,N,H2,W2), fc2 (B,M2,H2,W2), fc1 (B,M1,H1,W1), phi (K,N+M2), psi (K,M1) -> (B,N,H1,W1)."""
-    device_type = fx2.device.type
-    if torch.is_autocast_enabled(device_type):
-        # The op is registered without autocast: run it in the autocast dtype, as the
-        # reference's matmuls would.
-        dtype = torch.get_autocast_dtype(device_type)
-        cast = [t.to(dtype) if t is not None else None for t in (fx2, fc2, fc1, phi, phi_bias, psi, psi_bias, gate)]
-        with torch.autocast(device_type, enabled=False):
-            return _fused_msca(*cast)
-    out, _, _ = torch.ops.msca_fast.triton_forward(fx2, fc2, fc1, phi, phi_bias, psi, psi_bias, gate)
-    return out
-
-
-def _not_fused(*args, **kwargs):
-    raise RuntimeError("the triton backend implements the fused op only")
-
-
 def _largest_batch_element(problem: Problem) -> int:
     """Elements of the largest per-batch-element tensor the kernels index with int32 offsets."""
     n, m2, m1 = problem.image_channels, problem.exemplar_label_channels, problem.target_label_channels
@@ -518,8 +494,6 @@ def why_not(problem: Problem) -> str | None:
     """Why the triton backend cannot serve ``problem`` (None when it can)."""
     if import_error is not None:
         return f"triton is not usable: {import_error}"
-    if problem.stage != "msca":
-        return "implements the fused op only (aggregate/distribute use another backend)"
     if problem.dtype not in _SERVED_DTYPES:
         return f"takes float32, float16 or bfloat16, got {problem.dtype}"
     if problem.num_regions > MAX_K:
@@ -538,32 +512,22 @@ def why_not(problem: Problem) -> str | None:
     return f"runs on CUDA tensors, got {problem.device.type}"
 
 
-# Above "cuda" (10), whose kernels no GPU has tested yet: revisit with GPU benchmarks.
+# Above "cuda" (10): see BENCHMARKS.md, "auto" on CUDA tensors; the first GPU run
+# (python -m benchmarks.gpu_check) times both.
 PRIORITY = 20
-# Below "reference" (0), which serves everything: "auto" never picks the interpreter.
-INTERPRETER_PRIORITY = -1
 
 
-class _TritonBackend(Backend):
-    """A Backend whose priority is INTERPRETER_PRIORITY when the kernels run interpreted."""
-
-    @property
-    def priority(self) -> int:
-        return INTERPRETER_PRIORITY if INTERPRETED else self.__dict__["_priority"]
-
-    @priority.setter
-    def priority(self, value: int) -> None:
-        self.__dict__["_priority"] = value
-
-
-register_backend(
-    _TritonBackend(
+def registry_entry(interpreted: bool) -> Backend:
+    """The registry's "triton": compiled for the GPU, a candidate for "auto"; interpreted on
+    the CPU (slow, for testing), served by name only."""
+    return Backend(
         name="triton",
         priority=PRIORITY,
         why_not=why_not,
-        msca=_fused_msca,
-        aggregate=_not_fused,
-        distribute=_not_fused,
+        msca=fused_msca(lambda: torch.ops.msca_fast.triton_forward),
         description="Triton kernels: flash-decoding forward and two-sweep backward (CUDA; CPU via the interpreter)",
+        in_auto=not interpreted,
     )
-)
+
+
+register_backend(registry_entry(INTERPRETED))
