@@ -63,7 +63,8 @@ def extensions():
     cxx_flags = ["-O3", "-fopenmp", "-Wno-psabi"]  # the C++ standard is the one torch asks for
     if _build_cuda(cuda_sources):
         os.environ.setdefault("TORCH_CUDA_ARCH_LIST", "8.0;9.0+PTX")
-        return [emulated_cuda_extension(cxx_flags),
+        return [
+            emulated_cuda_extension(cxx_flags),
             CUDAExtension(
                 "msca_fast._C",
                 cpp_sources + cuda_sources,
