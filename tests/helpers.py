@@ -12,6 +12,24 @@ from msca_fast.reference import msca_reference
 
 ARG_NAMES = ("fx2", "fc2", "fc1", "phi_weight", "phi_bias", "psi_weight", "psi_bias", "gate")
 
+# (B, N, M2, M1, K, H2, W2, H1, W1): odd sizes, 1x1 images, K = 1, above 16 and above 32 (the
+# CPU's own limit for its transposed dots; the GPU kernels decline it), exemplar and
+# target of different sizes; "chunks" crosses Triton's interpreter blocks, channel chunks and
+# splits; "multi_tile" has several CPU tiles and chunks, and several blocks of several tiles
+# on the emulated 3-SM GPU; "batched" gives each batch element blocks that end mid-warp.
+SHAPES = {  # the backends' shared test shapes
+    "tiny": (2, 3, 2, 2, 3, 3, 4, 2, 3),
+    "1x1": (1, 5, 3, 4, 2, 1, 1, 1, 1),
+    "7x13": (2, 9, 7, 5, 4, 7, 13, 13, 7),
+    "K1": (1, 6, 3, 3, 1, 5, 5, 4, 6),
+    "K16": (2, 10, 6, 6, 16, 9, 11, 6, 5),
+    "K27": (1, 7, 3, 5, 27, 6, 6, 5, 5),
+    "K40": (1, 7, 3, 5, 40, 6, 6, 5, 5),
+    "chunks": (2, 20, 18, 17, 5, 9, 11, 7, 13),
+    "multi_tile": (1, 11, 5, 6, 8, 41, 53, 37, 29),
+    "batched": (2, 6, 3, 4, 9, 30, 61, 21, 23),
+}
+
 # Relative RMS error ||a - b|| / ||b|| allowed against the float32 result.
 LOW_PRECISION_TOL = {torch.float16: 5e-3, torch.bfloat16: 3e-2}
 

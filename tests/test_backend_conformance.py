@@ -20,7 +20,7 @@ import dataclasses
 import pytest
 import torch
 
-from helpers import ARG_NAMES, GRAD_NAMES, call, forward_and_grads, rel_rms, relative_error
+from helpers import ARG_NAMES, GRAD_NAMES, SHAPES, call, forward_and_grads, rel_rms, relative_error
 from helpers import inputs_for_shape as inputs_for
 from msca_fast import _extension
 from msca_fast.backends import backend_reasons, triton_backend
@@ -29,23 +29,6 @@ from msca_fast.validation import validate_msca
 
 HAS_GPU = torch.cuda.is_available()
 
-# (B, N, M2, M1, K, H2, W2, H1, W1): odd sizes, 1x1 images, K = 1, above 16 and above 32 (the
-# CPU's own limit for its transposed dots; the GPU kernels decline it), exemplar and
-# target of different sizes; "chunks" crosses Triton's interpreter blocks, channel chunks and
-# splits; "multi_tile" has several CPU tiles and chunks, and several blocks of several tiles
-# on the emulated 3-SM GPU; "batched" gives each batch element blocks that end mid-warp.
-SHAPES = {
-    "tiny": (2, 3, 2, 2, 3, 3, 4, 2, 3),
-    "1x1": (1, 5, 3, 4, 2, 1, 1, 1, 1),
-    "7x13": (2, 9, 7, 5, 4, 7, 13, 13, 7),
-    "K1": (1, 6, 3, 3, 1, 5, 5, 4, 6),
-    "K16": (2, 10, 6, 6, 16, 9, 11, 6, 5),
-    "K27": (1, 7, 3, 5, 27, 6, 6, 5, 5),
-    "K40": (1, 7, 3, 5, 40, 6, 6, 5, 5),
-    "chunks": (2, 20, 18, 17, 5, 9, 11, 7, 13),
-    "multi_tile": (1, 11, 5, 6, 8, 41, 53, 37, 29),
-    "batched": (2, 6, 3, 4, 9, 30, 61, 21, 23),
-}
 
 # Relative error against the float64 reference on the same values: (output, gradients).
 # 16-bit inputs: at most twice the error of the reference run in that dtype (the
@@ -194,3 +177,20 @@ def test_empty_batch(target):
     for name in GRAD_NAMES:
         assert grads[name] is not None and grads[name].shape == inp[name].shape, name
         assert torch.count_nonzero(grads[name]) == 0, name
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_gradcheck(target):
+    """Finite differences in float64 for the backends that take it (phi's bias aside: its
+    gradient is a constant zero by construction)."""
+    inp = {**inputs_for(SHAPES["tiny"], torch.float64, target.device), "phi_bias": None}
+    skip_unless_served(target, inp)
+    names = [n for n in ARG_NAMES if inp[n] is not None]
+    leaves = [inp[n].detach().clone().requires_grad_() for n in names]
+    from msca_fast.ops import msca
+
+    def fn(*tensors):
+        return call(lambda *a: msca(*a, backend=target.backend), {**inp, **dict(zip(names, tensors))})
+
+    with target.context():
+        assert torch.autograd.gradcheck(fn, leaves, eps=1e-6, atol=1e-8, rtol=1e-6)

@@ -21,7 +21,7 @@ import torch
 
 pytest.importorskip("triton")
 
-from helpers import ARG_NAMES, LOW_PRECISION_TOL, call, inputs_for_shape, rel_rms  # noqa: E402
+from helpers import ARG_NAMES, LOW_PRECISION_TOL, SHAPES, call, inputs_for_shape, rel_rms  # noqa: E402
 from msca_fast.backends import backend_reasons, register_backend, select_backend  # noqa: E402
 from msca_fast.backends import triton_backend  # noqa: E402
 from msca_fast.ops import MSCA, msca  # noqa: E402
@@ -32,17 +32,6 @@ pytestmark = pytest.mark.skipif(triton_backend.import_error is not None, reason=
 
 HAS_GPU = torch.cuda.is_available() and not triton_backend.INTERPRETED
 
-# (B, N, M2, M1, K, H2, W2, H1, W1). The interpreter's blocks are 16 wide and its splits two
-# tiles long, so "chunks" spans several N and channel chunks, tiles and splits.
-SHAPES = {
-    "tiny": (2, 3, 2, 2, 3, 3, 4, 2, 3),
-    "1x1": (1, 5, 3, 4, 2, 1, 1, 1, 1),
-    "7x13": (2, 9, 7, 5, 8, 7, 13, 13, 7),
-    "K1": (1, 6, 3, 3, 1, 5, 5, 4, 6),
-    "K16": (2, 10, 6, 6, 16, 9, 11, 6, 5),
-    "K27": (1, 7, 3, 5, 27, 6, 6, 5, 5),
-    "chunks": (2, 20, 18, 17, 5, 9, 11, 7, 13),
-}
 GRAD_NAMES = ARG_NAMES
 
 
