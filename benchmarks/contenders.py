@@ -56,4 +56,6 @@ def why_not(contender: Contender, args: tuple[Tensor, ...]) -> str | None:
         return None
     problem = validate_msca(*args).problem
     backend = {b.name: b for b in registered_backends()}[contender.name]
-    return backend.why_not(problem)
+    if not backend.in_auto:
+        return "served by name only (a test vehicle such as the emulated CUDA kernels): not timed"
+    return backend.reason(problem)
