@@ -194,3 +194,20 @@ def test_gradcheck(target):
 
     with target.context():
         assert torch.autograd.gradcheck(fn, leaves, eps=1e-6, atol=1e-8, rtol=1e-6)
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_module_under_torch_compile_fullgraph(target):
+    """The MSCA module compiles to one graph around the backend's ops and trains through them."""
+    if target.gpu_configs is not None:
+        pytest.skip("the tile sizes do not change what torch.compile sees")
+    skip_unless_served(target, inputs_for((2, 6, 4, 5, 8, 9, 7, 6, 8), torch.float32, target.device))
+    from msca_fast.ops import MSCA
+
+    module = MSCA(6, 4, 5, num_regions=8, backend=target.backend).to(target.device)
+    fx2, fc2, fc1 = (torch.randn(*shape, device=target.device) for shape in ((2, 6, 9, 7), (2, 4, 9, 7), (2, 5, 6, 8)))
+    compiled = torch.compile(module, fullgraph=True)
+    out = compiled(fx2, fc2, fc1)
+    torch.testing.assert_close(out, module(fx2, fc2, fc1))
+    out.sum().backward()
+    assert all(p.grad is not None for p in module.parameters())

@@ -317,16 +317,6 @@ def test_opcheck_backward(interpreter):
     torch.library.opcheck(torch.ops.msca_fast.triton_backward.default, args)
 
 
-def test_module_under_torch_compile_fullgraph(interpreter):
-    module = MSCA(6, 4, 5, num_regions=8, backend="triton")
-    fx2, fc2, fc1 = torch.randn(2, 6, 9, 7), torch.randn(2, 4, 9, 7), torch.randn(2, 5, 6, 8)
-    compiled = torch.compile(module, fullgraph=True)
-    out = compiled(fx2, fc2, fc1)
-    torch.testing.assert_close(out, module(fx2, fc2, fc1))
-    out.sum().backward()
-    assert all(p.grad is not None for p in module.parameters())
-
-
 # --- devices -------------------------------------------------------------------------------------
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 
 from msca_fast import _extension
-from msca_fast.backends.fused import fused_msca
+from msca_fast.backends.fused import fused_msca, register_two_sweep_autograd
 from msca_fast.backends.registry import Backend, register_backend
 from msca_fast.validation import Problem
 
@@ -51,29 +51,7 @@ def _register_op_support(namespace: str) -> None:
             gate_grad,
         )
 
-    def setup_context(ctx, inputs, output):
-        fx2, fc2, fc1, phi, psi, psi_bias, gate = inputs
-        _, v, lse = output
-        ctx.mark_non_differentiable(v, lse)
-        ctx.save_for_backward(fx2, fc2, fc1, phi, psi, psi_bias, gate, v, lse)
-
-    def backward(ctx, grad_out, grad_v, grad_lse):
-        fx2, fc2, fc1, phi, psi, psi_bias, gate, v, lse = ctx.saved_tensors
-        grads = ops.msca_backward(
-            grad_out.contiguous(), fx2, fc2, fc1, phi, psi, psi_bias, gate, v, lse
-        )
-        dfx2, dfc2, dfc1, dphi, dpsi, dbias, dgate = grads
-        return (
-            dfx2,
-            dfc2,
-            dfc1,
-            dphi,
-            dpsi,
-            dbias if psi_bias is not None else None,
-            dgate if gate is not None else None,
-        )
-
-    torch.library.register_autograd(f"{namespace}::msca_forward", backward, setup_context=setup_context)
+    register_two_sweep_autograd(f"{namespace}::msca_forward", lambda: ops.msca_backward, contiguous_grad=True)
 
 
 def _accumulator_bytes(dtype: torch.dtype) -> int:
@@ -81,35 +59,52 @@ def _accumulator_bytes(dtype: torch.dtype) -> int:
     return 8 if dtype == torch.float64 else 4
 
 
-def cuda_shared_bytes(problem: Problem) -> dict[str, int]:
-    """Dynamic shared memory a block of each CUDA kernel needs for ``problem``, in bytes:
-    {"forward": ..., "backward": ...} (the larger of the backward's two sweeps), as
-    csrc/msca_cuda_limits.h computes it."""
-    element = _accumulator_bytes(problem.dtype)
-    forward, sweep_a, sweep_b = torch.ops.msca_fast.cuda_shared_bytes(
+# The limits come from the operator library (csrc/msca_cuda_limits.h). torch.compile traces
+# backend selection, and an op returning ints would break its graph: these are constants for
+# a given shape, so Dynamo takes their values at trace time.
+@torch._dynamo.assume_constant_result
+def _kernel_limits(n: int, m2: int, m1: int, k: int, element: int) -> tuple[int, int, int, int]:
+    """(most regions, forward, sweep A, sweep B shared bytes a block) for these sizes."""
+    forward, sweep_a, sweep_b = torch.ops.msca_fast.cuda_shared_bytes(n, m2, m1, k, element)
+    return int(torch.ops.msca_fast.cuda_max_regions(element)), int(forward), int(sweep_a), int(sweep_b)
+
+
+@torch._dynamo.assume_constant_result
+def _shared_memory_optin(device_type: str, device_index: int) -> int:
+    """The most dynamic shared memory a block may ask for on the (emulated) device."""
+    if device_type == "cuda_emulated":
+        return int(torch.ops.msca_fast_emulated.shared_memory_per_block_optin())
+    return int(torch.cuda.get_device_properties(device_index).shared_memory_per_block_optin)
+
+
+def _limits_of(problem: Problem) -> tuple[int, int, int, int]:
+    return _kernel_limits(
         problem.image_channels,
         problem.exemplar_label_channels,
         problem.target_label_channels,
         problem.num_regions,
-        element,
+        _accumulator_bytes(problem.dtype),
     )
+
+
+def cuda_shared_bytes(problem: Problem) -> dict[str, int]:
+    """Dynamic shared memory a block of each CUDA kernel needs for ``problem``, in bytes:
+    {"forward": ..., "backward": ...} (the larger of the backward's two sweeps)."""
+    _, forward, sweep_a, sweep_b = _limits_of(problem)
     return {"forward": forward, "backward": max(sweep_a, sweep_b)}
-
-
-def _shared_memory_optin(device_type: str, device: torch.device) -> int:
-    if device_type == "cuda_emulated":
-        return int(torch.ops.msca_fast_emulated.shared_memory_per_block_optin())
-    return torch.cuda.get_device_properties(device).shared_memory_per_block_optin
 
 
 def _cuda_limits(problem: Problem, device_type: str) -> str | None:
     """Why the CUDA kernels (on a GPU or emulated) cannot hold ``problem``, or None."""
     k = problem.num_regions
-    max_regions = torch.ops.msca_fast.cuda_max_regions(_accumulator_bytes(problem.dtype))
+    max_regions = _limits_of(problem)[0]
     if k > max_regions:
         return f"K = {k} exceeds the CUDA kernels' limit of {max_regions} in {problem.dtype}"
     shared = cuda_shared_bytes(problem)
-    optin = _shared_memory_optin(device_type, problem.device)
+    device_index = problem.device.index if problem.device.index is not None else 0
+    if device_type == "cuda" and problem.device.index is None:
+        device_index = torch.cuda.current_device()
+    optin = _shared_memory_optin(device_type, device_index)
     for stage in ("forward", "backward") if problem.requires_grad else ("forward",):
         if shared[stage] > optin:
             return (

@@ -1,9 +1,11 @@
-"""What every fused backend (cpu, cuda, cuda_emulated, triton) does around its forward op:
-autocast, phi's bias gradient and the output layout, written once.
+"""What every fused backend (cpu, cuda, cuda_emulated, triton) does around its ops, written
+once: autograd through its two-sweep backward op, autocast, phi's bias gradient and the
+output layout.
 
 A fused backend provides ``forward_op(fx2, fc2, fc1, phi, psi, psi_bias, gate) -> (out, V,
-lse)`` with autograd registered for out; :func:`fused_msca` turns it into the backend's
-``msca`` entry point.
+lse)`` and ``backward_op(grad_out, fx2, fc2, fc1, phi, psi, psi_bias, gate, V, lse)`` -> the
+seven gradients (zero-size for an absent psi_bias or gate); :func:`register_two_sweep_autograd`
+connects them, :func:`fused_msca` makes the backend's ``msca`` entry point.
 """
 
 from __future__ import annotations
@@ -16,6 +18,38 @@ from torch import Tensor
 from msca_fast.reference import is_channels_last
 
 ForwardOp = Callable[..., tuple[Tensor, Tensor, Tensor]]
+
+
+def register_two_sweep_autograd(
+    forward: str, backward_op: Callable[[], Callable[..., tuple[Tensor, ...]]], contiguous_grad: bool
+) -> None:
+    """Autograd for the op named ``forward`` ("namespace::name"): saves the inputs, V and lse,
+    and runs ``backward_op()`` (looked up at call time). ``contiguous_grad``: the backward
+    kernels need a contiguous upstream gradient."""
+
+    def setup_context(ctx, inputs, output):
+        fx2, fc2, fc1, phi, psi, psi_bias, gate = inputs
+        _, v, lse = output
+        ctx.mark_non_differentiable(v, lse)
+        ctx.save_for_backward(fx2, fc2, fc1, phi, psi, psi_bias, gate, v, lse)
+
+    def backward(ctx, grad_out, grad_v, grad_lse):
+        fx2, fc2, fc1, phi, psi, psi_bias, gate, v, lse = ctx.saved_tensors
+        grad_out = grad_out.contiguous() if contiguous_grad else grad_out
+        dfx2, dfc2, dfc1, dphi, dpsi, dbias, dgate = backward_op()(
+            grad_out, fx2, fc2, fc1, phi, psi, psi_bias, gate, v, lse
+        )
+        return (
+            dfx2,
+            dfc2,
+            dfc1,
+            dphi,
+            dpsi,
+            dbias if psi_bias is not None else None,
+            dgate if gate is not None else None,
+        )
+
+    torch.library.register_autograd(forward, backward, setup_context=setup_context)
 
 
 class _ZeroGradForPhiBias(torch.autograd.Function):

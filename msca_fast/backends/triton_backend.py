@@ -34,7 +34,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from msca_fast.backends.fused import fused_msca
+from msca_fast.backends.fused import fused_msca, register_two_sweep_autograd
 from msca_fast.backends.registry import Backend, register_backend
 from msca_fast.reference import is_channels_last
 from msca_fast.validation import Problem
@@ -455,30 +455,9 @@ def _(grad_out, fx2, fc2, fc1, phi, psi, psi_bias, gate, v, lse):
     )
 
 
-def _setup_context(ctx, inputs, output):
-    fx2, fc2, fc1, phi, psi, psi_bias, gate = inputs
-    _, v, lse = output
-    ctx.mark_non_differentiable(v, lse)
-    ctx.save_for_backward(fx2, fc2, fc1, phi, psi, psi_bias, gate, v, lse)
-
-
-def _backward_formula(ctx, grad_out, grad_v, grad_lse):
-    fx2, fc2, fc1, phi, psi, psi_bias, gate, v, lse = ctx.saved_tensors
-    dfx2, dfc2, dfc1, dphi, dpsi, dbias, dgate = torch.ops.msca_fast.triton_backward(
-        grad_out, fx2, fc2, fc1, phi, psi, psi_bias, gate, v, lse
-    )
-    return (
-        dfx2,
-        dfc2,
-        dfc1,
-        dphi,
-        dpsi,
-        dbias if psi_bias is not None else None,
-        dgate if gate is not None else None,
-    )
-
-
-triton_forward.register_autograd(_backward_formula, setup_context=_setup_context)
+register_two_sweep_autograd(
+    "msca_fast::triton_forward", lambda: torch.ops.msca_fast.triton_backward, contiguous_grad=False
+)
 
 
 # --- the backend ---------------------------------------------------------------------------------
