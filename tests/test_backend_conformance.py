@@ -20,11 +20,10 @@ import dataclasses
 import pytest
 import torch
 
-from helpers import ARG_NAMES, GRAD_NAMES, SHAPES, call, forward_and_grads, rel_rms, relative_error
+from helpers import ARG_NAMES, GRAD_NAMES, SHAPES, call, compare_to_reference, forward_and_grads, rel_rms, relative_error, seeded_grad_out
 from helpers import inputs_for_shape as inputs_for
 from msca_fast import _extension
 from msca_fast.backends import backend_reasons, triton_backend
-from msca_fast.reference import msca_reference
 from msca_fast.validation import validate_msca
 
 HAS_GPU = torch.cuda.is_available()
@@ -87,34 +86,20 @@ def check_against_reference(target: Target, inp: dict) -> None:
     same (rounded) values, with :data:`TOLERANCE` or the low-precision rule."""
     skip_unless_served(target, inp)
     dtype = inp["fx2"].dtype
-    exact = {name: t.double() if t is not None else None for name, t in inp.items()}
-    generator = torch.Generator().manual_seed(1)
-    grad_out = torch.randn(call(msca_reference, exact).shape, dtype=torch.float64, generator=generator)
-    grad_out = grad_out.to(inp["fx2"].device)
-    with target.context():
-        out, grads = forward_and_grads(inp, target.backend, grad_out.to(dtype))
-    exact_out, exact_grads = forward_and_grads(exact, "reference", grad_out)
-    assert out.dtype == dtype and out.shape == exact_out.shape
     if dtype in TOLERANCE:
-        output_tol, grad_tol = TOLERANCE[dtype]
-        grad_bound = {name: grad_tol for name in GRAD_NAMES}
-    else:
-        ref_out, ref_grads = forward_and_grads(inp, "reference", grad_out.to(dtype))
-        output_tol = 2 * rel_rms(ref_out, exact_out) + LOW_PRECISION_SLACK["output"]
-        grad_bound = {
-            name: 2 * relative_error(ref_grads[name], exact_grads[name]) + LOW_PRECISION_SLACK["gradients"]
-            for name in GRAD_NAMES
-            if name != "phi_bias" and inp[name] is not None
-        }
-    assert rel_rms(out, exact_out) <= output_tol
-    for name in (n for n in GRAD_NAMES if inp[n] is not None):
-        grad = grads[name]
-        assert grad is not None, f"{name} got no gradient"
-        assert grad.shape == inp[name].shape and grad.dtype == inp[name].dtype, name
-        if name == "phi_bias":  # cancels in the softmax: exactly zero
-            assert torch.count_nonzero(grad) == 0
-            continue
-        assert relative_error(grad, exact_grads[name]) <= grad_bound[name], name
+        compare_to_reference(inp, target.backend, *TOLERANCE[dtype], context=target.context())
+        return
+    exact = {name: t.double() if t is not None else None for name, t in inp.items()}
+    grad_out = seeded_grad_out(exact)
+    exact_out, exact_grads = forward_and_grads(exact, "reference", grad_out)
+    ref_out, ref_grads = forward_and_grads(inp, "reference", grad_out.to(dtype))
+    grad_bounds = {
+        name: 2 * relative_error(ref_grads[name], exact_grads[name]) + LOW_PRECISION_SLACK["gradients"]
+        for name in GRAD_NAMES
+        if name != "phi_bias" and inp[name] is not None
+    }
+    output_bound = 2 * rel_rms(ref_out, exact_out) + LOW_PRECISION_SLACK["output"]
+    compare_to_reference(inp, target.backend, output_bound, grad_bounds, context=target.context())
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["fp64", "fp32", "fp16", "bf16"])

@@ -21,7 +21,7 @@ import torch
 
 pytest.importorskip("triton")
 
-from helpers import ARG_NAMES, LOW_PRECISION_TOL, SHAPES, call, inputs_for_shape, rel_rms  # noqa: E402
+from helpers import ARG_NAMES, LOW_PRECISION_TOL, SHAPES, call, compare_to_reference, inputs_for_shape, rel_rms  # noqa: E402
 from msca_fast.backends import backend_reasons, register_backend, select_backend  # noqa: E402
 from msca_fast.backends import triton_backend  # noqa: E402
 from msca_fast.ops import MSCA, msca  # noqa: E402
@@ -58,34 +58,10 @@ def triton_msca(*args):
     return msca(*args, backend="triton")
 
 
-def relative_error(actual, expected):
-    """||actual - expected|| / max(||expected||, 1): defined where the exact gradient is 0
-    (fc2's through a one-pixel exemplar)."""
-    a, e = actual.detach().double(), expected.detach().double()
-    return float((a - e).norm() / max(float(e.norm()), 1.0))
-
-
 def truth_for(inp, grad_out):
     """The float64 reference on the same (rounded) values."""
     exact = {name: t.double() if t is not None else None for name, t in inp.items()}
     return forward_and_grads(msca_reference, exact, grad_out.double())
-
-
-def assert_matches_reference(inp, forward_tol, grad_tol):
-    out_shape = (inp["fx2"].shape[0], inp["fx2"].shape[1], *inp["fc1"].shape[2:])
-    grad_out = torch.randn(out_shape, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
-    grad_out = grad_out.to(inp["fx2"].device)
-    expected_out, expected_grads = truth_for(inp, grad_out)
-    out, grads = forward_and_grads(triton_msca, inp, grad_out)
-    assert out.dtype == inp["fx2"].dtype and out.shape == expected_out.shape
-    assert rel_rms(out, expected_out) < forward_tol
-    for name, grad in grads.items():
-        assert grad is not None, f"{name} got no gradient"
-        assert grad.shape == inp[name].shape and grad.dtype == inp[name].dtype, name
-        if name == "phi_bias":  # cancels in the softmax: exactly zero
-            assert torch.count_nonzero(grad) == 0
-            continue
-        assert relative_error(grad, expected_grads[name]) < grad_tol, name
 
 
 # --- numerics in the interpreter -----------------------------------------------------------------
@@ -195,7 +171,7 @@ def test_layouts_need_no_particular_strides(interpreter):
     }
     for overrides in (channels_last, sliced, transposed, weights):
         assert rel_rms(call(triton_msca, inp, **overrides), expected) < 1e-6
-    assert_matches_reference({**inp, **channels_last}, 1e-5, 1e-5)
+    compare_to_reference({**inp, **channels_last}, "triton", 1e-5, 1e-5)
 
 
 def test_output_and_gradients_follow_the_input_layouts(interpreter):
@@ -254,7 +230,7 @@ def test_tf32_is_an_explicit_option(interpreter):
     triton_backend.set_fp32_dot_precision("tf32")
     try:
         # The interpreter multiplies in float32 either way; this checks the plumbing.
-        assert_matches_reference(inputs_for(SHAPES["tiny"]), 1e-5, 1e-5)
+        compare_to_reference(inputs_for(SHAPES["tiny"]), "triton", 1e-5, 1e-5)
     finally:
         triton_backend.set_fp32_dot_precision("ieee")
 
@@ -436,7 +412,7 @@ def test_gpu_large_image_and_channels_last():
     """Several splits per image with the GPU's blocks, N and M above one chunk, channels_last."""
     inp = inputs_for((2, 150, 70, 40, 16, 61, 67, 53, 59), device="cuda")
     cl = {n: inp[n].contiguous(memory_format=torch.channels_last) for n in ("fx2", "fc2", "fc1")}
-    assert_matches_reference({**inp, **cl}, 1e-5, 1e-5)
+    compare_to_reference({**inp, **cl}, "triton", 1e-5, 1e-5)
 
 
 @pytest.mark.gpu
@@ -455,7 +431,7 @@ def test_gpu_backward_is_deterministic():
 def test_gpu_tensors_on_another_device():
     """Tensors on cuda:1 while cuda:0 is current: the kernels must run on cuda:1."""
     assert torch.cuda.current_device() == 0
-    assert_matches_reference(inputs_for(SHAPES["chunks"], device="cuda:1"), 1e-5, 1e-5)
+    compare_to_reference(inputs_for(SHAPES["chunks"], device="cuda:1"), "triton", 1e-5, 1e-5)
     assert torch.cuda.current_device() == 0
 
 
@@ -473,7 +449,7 @@ def test_gpu_tf32_option():
     inp = inputs_for(SHAPES["chunks"], device="cuda")
     triton_backend.set_fp32_dot_precision("tf32")
     try:
-        assert_matches_reference(inp, 5e-3, 5e-3)
+        compare_to_reference(inp, "triton", 5e-3, 5e-3)
     finally:
         triton_backend.set_fp32_dot_precision("ieee")
 
