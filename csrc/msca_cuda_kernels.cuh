@@ -27,6 +27,12 @@
 #define MSCA_UNROLL _Pragma("GCC unroll 32")
 #endif
 
+// Every barrier is numbered, ids unique in this file, so that a test-only build of the
+// emulation can remove any one of them (the mutant sweep of tests/test_cuda_emulation_bites.py).
+#ifndef MSCA_BARRIER
+#define MSCA_BARRIER(id) __syncthreads()
+#endif
+
 namespace msca_fast {
 namespace cuda_kernels {
 
@@ -193,7 +199,7 @@ __global__ void __launch_bounds__(kThreads, kMinBlocksPerSM)
       MSCA_UNROLL
       for (int k = 0; k < KP; ++k) tile[k * kTileStride + tid] = y[k];
     }
-    __syncthreads();
+    MSCA_BARRIER(1);
     // Tile max of each row by one warp each (warp shuffles): the new running max.
     for (int k = warp; k < KP; k += kWarps) {
       acc_t top = tile[k * kTileStride + lane];
@@ -206,15 +212,13 @@ __global__ void __launch_bounds__(kThreads, kMinBlocksPerSM)
         m[k] = m_new;
       }
     }
-    __syncthreads();
+    MSCA_BARRIER(2);
     MSCA_UNROLL
     for (int k = 0; k < KP; ++k) tile[k * kTileStride + tid] = exp_(tile[k * kTileStride + tid] - m[k]);
     for (int e = tid; e < (N + 1) * KP; e += kThreads) acc[e] *= rescale[e % KP];
-#ifndef MSCA_MUTANT_SKIP_BARRIER  // defined only by the test that proves the emulation catches its absence
-    __syncthreads();
-#endif
+    MSCA_BARRIER(3);
     accumulate_rows<KP>(N + 1, [&](int r) { return r < N ? x + r * P2 + t0 : nullptr; }, tile, L, acc);
-    __syncthreads();  // the tile is rewritten by the next tile
+    MSCA_BARRIER(4);  // the tile is rewritten by the next tile
   }
   const int64_t task = b * gridDim.x + j;
   if (tid < KP) part_m[task * KP + tid] = m[tid];
@@ -234,7 +238,7 @@ __global__ void __launch_bounds__(kThreads) combine_kernel(Dims d, int KP, int c
     const acc_t* sums = part_acc + b * chunks * rows + N * KP + k;
     lse[b * K + k] = math::combine_partials(part_m + b * chunks * KP + k, sums, KP, rows, chunks, w + k * chunks);
   }
-  __syncthreads();
+  MSCA_BARRIER(5);
   for (int e = tid; e < N * K; e += kThreads) {
     const int n = e / K, k = e % K;
     acc_t sum = acc_t(0);
@@ -306,11 +310,11 @@ __global__ void __launch_bounds__(kThreads, kMinBlocksPerSM)
       beta_tile[k * kTileStride + tid] = beta[k];
       grad_tile[k * kTileStride + tid] = g[k];
     }
-    __syncthreads();
+    MSCA_BARRIER(6);
     accumulate_rows<KP>(N, [&](int r) { return go + r * P1 + t0; }, beta_tile, L, acc);
     accumulate_rows<KP>(
         M1 + 1, [&](int r) { return r < M1 ? c1 + r * P1 + t0 : nullptr; }, grad_tile, L, acc + N * KP);
-    __syncthreads();
+    MSCA_BARRIER(7);
   }
   const int64_t task = b * gridDim.x + j;
   for (int e = tid; e < R * KP; e += kThreads) part[task * R * KP + e] = acc[e];
@@ -360,9 +364,9 @@ __global__ void __launch_bounds__(kThreads, kMinBlocksPerSM)
     }
     MSCA_UNROLL
     for (int k = 0; k < KP; ++k) grad_tile[k * kTileStride + tid] = g[k];
-    __syncthreads();
+    MSCA_BARRIER(8);
     accumulate_rows<KP>(C2, [&](int r) { return r < N ? x + r * P2 + t0 : c + (r - N) * P2 + t0; }, grad_tile, L, acc);
-    __syncthreads();
+    MSCA_BARRIER(9);
   }
   const int64_t task = b * gridDim.x + j;
   for (int e = tid; e < C2 * KP; e += kThreads) part[task * C2 * KP + e] = acc[e];
