@@ -14,6 +14,13 @@ struct Dims {
   int64_t B, N, M2, M1, K, H2, W2, H1, W1, P2, P1;
 };
 
+// A kernel handed a tensor on another device would read the wrong memory: one device for
+// every argument, the one of fx2.
+inline void check_device(const at::Tensor& fx2, const at::Tensor& t, const char* name) {
+  TORCH_CHECK(t.device() == fx2.device(), "msca: ", name, " must be on fx2's device (", fx2.device(), "), got ",
+              t.device());
+}
+
 inline Dims check_inputs(const at::Tensor& fx2, const at::Tensor& fc2, const at::Tensor& fc1,
                          const at::Tensor& phi, const at::Tensor& psi,
                          const std::optional<at::Tensor>& psi_bias,
@@ -36,12 +43,18 @@ inline Dims check_inputs(const at::Tensor& fx2, const at::Tensor& fc2, const at:
   if (gate) TORCH_CHECK(gate->dim() == 2 && gate->size(0) == d.B && gate->size(1) == d.K, "msca: gate must be (B,K)");
   for (const at::Tensor* t : {&fc2, &fc1, &phi, &psi}) {
     TORCH_CHECK(t->scalar_type() == fx2.scalar_type(), "msca: all inputs must share fx2's dtype");
-    TORCH_CHECK(t->device() == fx2.device(), "msca: all inputs must be on fx2's device");
   }
+  check_device(fx2, fc2, "fc2");
+  check_device(fx2, fc1, "fc1");
+  check_device(fx2, phi, "phi");
+  check_device(fx2, psi, "psi");
+  if (psi_bias) check_device(fx2, *psi_bias, "psi_bias");
+  if (gate) check_device(fx2, *gate, "gate");
   return d;
 }
 
-inline void check_saved(const at::Tensor& grad_out, const at::Tensor& v, const at::Tensor& lse, const Dims& d) {
+inline void check_saved(const at::Tensor& fx2, const at::Tensor& grad_out, const at::Tensor& v, const at::Tensor& lse,
+                        const Dims& d) {
   TORCH_CHECK(grad_out.dim() == 4 && grad_out.size(0) == d.B && grad_out.size(1) == d.N &&
                   grad_out.size(2) == d.H1 && grad_out.size(3) == d.W1,
               "msca_backward: grad_out must be (B,N,H1,W1), got ", grad_out.sizes());
@@ -49,6 +62,9 @@ inline void check_saved(const at::Tensor& grad_out, const at::Tensor& v, const a
               "msca_backward: v must be (B,N,K), got ", v.sizes());
   TORCH_CHECK(lse.dim() == 2 && lse.size(0) == d.B && lse.size(1) == d.K,
               "msca_backward: lse must be (B,K), got ", lse.sizes());
+  check_device(fx2, grad_out, "grad_out");
+  check_device(fx2, v, "v");
+  check_device(fx2, lse, "lse");
 }
 
 // Accumulation dtype: double for double inputs, float for everything else.

@@ -453,7 +453,7 @@ msca_backward_cpu(const at::Tensor& grad_out, const at::Tensor& fx2, const at::T
                   const std::optional<at::Tensor>& psi_bias, const std::optional<at::Tensor>& gate,
                   const at::Tensor& v, const at::Tensor& lse) {
   const Dims d = check_inputs(fx2, fc2, fc1, phi, psi, psi_bias, gate);
-  check_saved(grad_out, v, lse, d);
+  check_saved(fx2, grad_out, v, lse, d);
   const auto dtype = fx2.scalar_type();
   const auto compute = compute_dtype(dtype);
   const auto opts = fx2.options().dtype(compute);

@@ -132,7 +132,7 @@ inline std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at
     const at::Tensor& phi_in, const at::Tensor& psi_in, const std::optional<at::Tensor>& bias_in,
     const std::optional<at::Tensor>& gate_in, const at::Tensor& v_in, const at::Tensor& lse_in) {
   const Dims d = check_inputs(fx2_in, fc2_in, fc1_in, phi_in, psi_in, bias_in, gate_in);
-  check_saved(grad_out, v_in, lse_in, d);
+  check_saved(fx2_in, grad_out, v_in, lse_in, d);
   const gpu::DeviceGuard guard(fx2_in.device());
   const auto dtype = fx2_in.scalar_type();
   const auto acc_dtype = compute_dtype(dtype);

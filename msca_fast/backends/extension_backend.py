@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 
 from msca_fast import _extension
+from msca_fast.backends.devices import BACKWARD_ARGS, FORWARD_ARGS, check_one_device
 from msca_fast.backends.fused import fused_msca, register_two_sweep_autograd
 from msca_fast.backends.registry import Backend, register_backend
 from msca_fast.validation import Problem
@@ -29,6 +30,7 @@ def _register_op_support(namespace: str) -> None:
 
     @torch.library.register_fake(f"{namespace}::msca_forward")
     def _(fx2, fc2, fc1, phi, psi, psi_bias, gate):
+        check_one_device(f"{namespace}::msca_forward", FORWARD_ARGS, (fx2, fc2, fc1, phi, psi, psi_bias, gate))
         batch, channels = fx2.shape[:2]
         saved = _saved_dtype(fx2.dtype)
         out = fx2.new_empty((batch, channels, fc1.shape[2], fc1.shape[3]))
@@ -38,6 +40,8 @@ def _register_op_support(namespace: str) -> None:
 
     @torch.library.register_fake(f"{namespace}::msca_backward")
     def _(grad_out, fx2, fc2, fc1, phi, psi, psi_bias, gate, v, lse):
+        args = (grad_out, fx2, fc2, fc1, phi, psi, psi_bias, gate, v, lse)
+        check_one_device(f"{namespace}::msca_backward", BACKWARD_ARGS, args)
         # Every gradient contiguous, as the kernels return them, whatever the inputs' strides.
         bias_grad = psi_bias.new_empty(psi_bias.shape) if psi_bias is not None else fx2.new_empty((0,))
         gate_grad = gate.new_empty(gate.shape) if gate is not None else fx2.new_empty((0,))

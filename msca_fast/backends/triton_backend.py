@@ -34,6 +34,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 
+from msca_fast.backends.devices import BACKWARD_ARGS, FORWARD_ARGS, check_one_device
 from msca_fast.backends.fused import fused_msca, register_two_sweep_autograd
 from msca_fast.backends.registry import Backend, register_backend
 from msca_fast.reference import is_channels_last
@@ -196,6 +197,7 @@ def _filled(t: Tensor | None, shape, value: float, like: Tensor) -> Tensor:
 
 def _forward(fx2, fc2, fc1, phi, psi, psi_bias, gate) -> tuple[Tensor, Tensor, Tensor]:
     """out (B,N,H1,W1), V (B,N,K) float32, lse (B,K) float32. Shapes as in the module doc."""
+    check_one_device("msca_fast::triton_forward", FORWARD_ARGS, (fx2, fc2, fc1, phi, psi, psi_bias, gate))
     with _device_guard(fx2.device):
         return _forward_on_device(fx2, fc2, fc1, phi, psi, psi_bias, gate)
 
@@ -289,6 +291,8 @@ def _backward(grad_out, fx2, fc2, fc1, phi, psi, psi_bias, gate, v, lse) -> tupl
     Returns dfx2, dfc2, dfc1, dphi (K,N+M2), dpsi (K,M1), dpsi_bias (K,) and dgate (B,K);
     the last two are empty (0,) tensors when the argument is None.
     """
+    args = (grad_out, fx2, fc2, fc1, phi, psi, psi_bias, gate, v, lse)
+    check_one_device("msca_fast::triton_backward", BACKWARD_ARGS, args)
     with _device_guard(fx2.device):
         return _backward_on_device(grad_out, fx2, fc2, fc1, phi, psi, psi_bias, gate, v, lse)
 
@@ -420,6 +424,7 @@ def triton_forward(
 
 @triton_forward.register_fake
 def _(fx2, fc2, fc1, phi, psi, psi_bias, gate):
+    check_one_device("msca_fast::triton_forward", FORWARD_ARGS, (fx2, fc2, fc1, phi, psi, psi_bias, gate))
     batch, n, k = fx2.shape[0], fx2.shape[1], phi.shape[0]
     out = _new_map(fc1, (batch, n, fc1.shape[2], fc1.shape[3]), fx2.dtype)
     return out, fx2.new_empty((batch, n, k), dtype=torch.float32), fx2.new_empty((batch, k), dtype=torch.float32)
@@ -444,6 +449,8 @@ def triton_backward(
 
 @triton_backward.register_fake
 def _(grad_out, fx2, fc2, fc1, phi, psi, psi_bias, gate, v, lse):
+    args = (grad_out, fx2, fc2, fc1, phi, psi, psi_bias, gate, v, lse)
+    check_one_device("msca_fast::triton_backward", BACKWARD_ARGS, args)
     return (
         _new_map(fx2, fx2.shape),
         _new_map(fc2, fc2.shape),
