@@ -8,6 +8,8 @@ build of torch are present. The CUDA kernels also always build as host C++ over 
 of the CUDA execution model (csrc/emulation/), as msca_fast._C_cuda_emulated: the
 "cuda_emulated" backend that tests them on the CPU. Environment switches:
     MSCA_FAST_SKIP_CUDA=1   never build the CUDA kernels
+    MSCA_FAST_SKIP_EMULATION=1  skip msca_fast._C_cuda_emulated (minutes of host C++ that
+                            only the CPU tests use; the GPU check sets it)
     FORCE_CUDA=1            build them or fail (no auto-detection)
     TORCH_CUDA_ARCH_LIST    target architectures (default "8.0;9.0+PTX": PTX lets newer GPUs JIT it)
     MAX_JOBS                parallel compile jobs (default 2)
@@ -61,10 +63,10 @@ def extensions():
     cpp_sources = sorted(glob.glob(os.path.join("csrc", "*.cpp")))
     cuda_sources = sorted(glob.glob(os.path.join("csrc", "*.cu")))
     cxx_flags = ["-O3", "-fopenmp", "-Wno-psabi"]  # the C++ standard is the one torch asks for
+    emulated = [] if _flag("MSCA_FAST_SKIP_EMULATION") else [emulated_cuda_extension(cxx_flags)]
     if _build_cuda(cuda_sources):
         os.environ.setdefault("TORCH_CUDA_ARCH_LIST", "8.0;9.0+PTX")
-        return [
-            emulated_cuda_extension(cxx_flags),
+        return emulated + [
             CUDAExtension(
                 "msca_fast._C",
                 cpp_sources + cuda_sources,
@@ -74,8 +76,7 @@ def extensions():
                 extra_link_args=["-fopenmp"],
             )
         ]
-    return [
-        emulated_cuda_extension(cxx_flags),
+    return emulated + [
         CppExtension(
             "msca_fast._C",
             cpp_sources,

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from msca_fast.ops import msca
+from msca_fast.tolerances import LOW_PRECISION_TOL, rel_rms, relative_error  # noqa: F401  (the tests import them from here)
 
 ARG_NAMES = ("fx2", "fc2", "fc1", "phi_weight", "phi_bias", "psi_weight", "psi_bias", "gate")
 
@@ -29,10 +30,6 @@ SHAPES = {  # the backends' shared test shapes
     "multi_tile": (1, 11, 5, 6, 8, 41, 53, 37, 29),
     "batched": (2, 6, 3, 4, 9, 30, 61, 21, 23),
 }
-
-# Relative RMS error ||a - b|| / ||b|| allowed against the float32 result.
-LOW_PRECISION_TOL = {torch.float16: 5e-3, torch.bfloat16: 3e-2}
-
 
 def make_inputs(B=2, N=3, M2=2, M1=2, K=3, H2=3, W2=4, H1=2, W1=3, dtype=torch.float64, seed=0):
     """Random MSCA arguments keyed by the public API's argument names."""
@@ -67,12 +64,6 @@ def call(fn, inp, **overrides):
     """fn(*the eight arguments in order), with some replaced."""
     merged = {**inp, **overrides}
     return fn(*(merged[name] for name in ARG_NAMES))
-
-
-def rel_rms(actual: torch.Tensor, expected: torch.Tensor) -> float:
-    """||actual - expected|| / ||expected||, computed in float64."""
-    a, e = actual.detach().double(), expected.detach().double()
-    return float((a - e).norm() / e.norm())
 
 
 def _softmax(values):
@@ -163,13 +154,6 @@ def forward_and_grads(inp, backend, grad_out):
     out = call(lambda *a: msca(*a, backend=backend), leaves)
     out.backward(grad_out)
     return out.detach(), {name: leaves[name].grad if leaves[name] is not None else None for name in GRAD_NAMES}
-
-
-def relative_error(actual, expected):
-    """||actual - expected|| / max(||expected||, 1): relative, but defined where the exact
-    gradient is zero (e.g. fc2's through a 1-pixel exemplar, whose softmax is constant)."""
-    a, e = actual.detach().double(), expected.detach().double()
-    return float((a - e).norm() / max(float(e.norm()), 1.0))
 
 
 def seeded_grad_out(exact: dict) -> torch.Tensor:

@@ -1,17 +1,15 @@
 """The GPU check's markdown report: header, step summary, each step's section, failures.
 
-Pure text assembly: the step sections arrive as markdown (benchmarks/gpu_check_results.py
-makes them). The report is rewritten after every step, so a check stopped from outside
-still leaves a report of what it finished.
+Pure text assembly: the step sections arrive as markdown (results.py, op_results.py,
+pytest_results.py and sanitizer.py make them); pack.py writes it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
-from benchmarks.gpu_check_runner import Outcome
-from benchmarks.gpu_check_results import table
+from benchmarks.gpu_check.results import table
+from benchmarks.gpu_check.runner import Outcome
 
 STATUS_MARK = {"ok": "ok", "failed": "FAILED", "timeout": "TIMEOUT", "skipped": "skipped", "pending": "not run yet"}
 
@@ -62,12 +60,3 @@ def render(header: list[tuple[str, str]], steps: list[StepReport], extra: list[t
             lines += [f"### {step.name}: {step.outcome.note}", "", _fence(step.outcome.tail or "(no output)"), ""]
     return "\n".join(lines).rstrip() + "\n"
 
-
-def write(path: str | Path, text: str) -> Path:
-    """Writes the report atomically (a reader never sees half of it); returns its path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(text, encoding="utf-8")
-    partial.replace(path)
-    return path

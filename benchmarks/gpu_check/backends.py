@@ -1,6 +1,6 @@
 """GPU-check step "backends": which MSCA backends this build registers, and whom "auto" picks.
 
-    python -m benchmarks.gpu_check_backends --out backends.json [--device cuda]
+    python -m benchmarks.gpu_check.backends --out backends.json [--device cuda]
 
 For every benchmark case, in float32 and bfloat16, with and without gradients, it records
 each backend's reason for declining (None: it can serve) and "auto"'s choice, so the report

@@ -1,6 +1,6 @@
 """GPU-check steps "train-<backend>": a few adversarial training iterations with one MSCA backend.
 
-    python -m benchmarks.gpu_check_train --backend triton --out train.json
+    python -m benchmarks.gpu_check.train --backend triton --out train.json
         [--preset 256] [--device cuda] [--warmup 2] [--iterations 5]
 
 Builds the preset's trainer (random VGG: the speed does not depend on the weights) on the

@@ -1,8 +1,10 @@
 """GPU-check step "environment": versions, the device and the tools the build needs, as JSON.
 
-    python -m benchmarks.gpu_check_env --out environment.json
+    python -m benchmarks.gpu_check.env --out environment.json
 
-Every probe is guarded: one that fails records its error and the rest still run.
+Every probe is guarded: one that fails records its error and the rest still run. The JSON is
+rewritten after each group of probes, the quick ones (packages, nvcc, nvidia-smi) first, so
+a step stopped during a slow torch import or CUDA initialisation keeps what it found.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import shutil
 import subprocess
 import sys
 from typing import Any, Callable
+
+from benchmarks.gpu_check.capability import query_arch_list
 
 PACKAGES = ("torch", "triton", "torchvision", "numpy", "pillow", "tqdm", "setuptools", "ninja", "pytest",
             "pytest-benchmark", "lpips", "torch-fidelity")  # fmt: skip
@@ -70,21 +74,15 @@ def _cuda_home() -> str | None:
     return CUDA_HOME
 
 
-def collect() -> dict[str, Any]:
-    """Everything the report's environment table shows; errors are recorded as strings."""
+def collect(save: Callable[[dict], None] = lambda env: None) -> dict[str, Any]:
+    """Everything the report's environment table shows; errors are recorded as strings.
+    ``save(env)`` is called after each group of probes."""
     env: dict[str, Any] = {
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "cpu_count": os.cpu_count(),
         "packages": {name: _package_version(name) for name in PACKAGES},
     }
-    torch_info = _guard(_torch_info)
-    if isinstance(torch_info, dict):
-        env.update(torch_info)
-    else:
-        env["torch_error"] = torch_info
-    env["triton_import"] = _guard(lambda: __import__("triton").__version__)
-    env["cuda_home"] = _guard(_cuda_home)
     nvcc = _guard(lambda: _command_output(["nvcc", "--version"]))
     env["nvcc"] = nvcc.splitlines()[-1] if isinstance(nvcc, str) and nvcc else nvcc
     env["nvidia_smi"] = _guard(
@@ -92,6 +90,17 @@ def collect() -> dict[str, Any]:
             ["nvidia-smi", "--query-gpu=name,driver_version,memory.total,clocks.max.sm", "--format=csv,noheader"]
         )
     )
+    env["arch_list"] = _guard(query_arch_list)
+    save(env)
+    torch_info = _guard(_torch_info)
+    if isinstance(torch_info, dict):
+        env.update(torch_info)
+    else:
+        env["torch_error"] = torch_info
+    save(env)
+    env["triton_import"] = _guard(lambda: __import__("triton").__version__)
+    env["cuda_home"] = _guard(_cuda_home)
+    save(env)
     return env
 
 
@@ -99,10 +108,15 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True, help="where to write the JSON")
     args = parser.parse_args(argv)
-    env = collect()
-    with open(args.out, "w", encoding="utf-8") as f:
-        json.dump(env, f, indent=1)
-    for key in ("python", "torch", "torch_cuda", "triton_import", "device_name", "capability", "nvcc"):
+
+    def save(env: dict) -> None:
+        partial = args.out + ".partial"
+        with open(partial, "w", encoding="utf-8") as f:
+            json.dump(env, f, indent=1)
+        os.replace(partial, args.out)
+
+    env = collect(save)
+    for key in ("python", "torch", "torch_cuda", "triton_import", "device_name", "capability", "arch_list", "nvcc"):
         print(f"{key}: {env.get(key)}")
 
 
