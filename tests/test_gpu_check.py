@@ -50,6 +50,8 @@ def test_schedule_gives_each_step_its_budget_and_carries_unused_time_forward():
     clock.now += 13  # the second ran to its deadline
     assert schedule.allot(20) == 20
     assert schedule.elapsed() == 15 and schedule.remaining() == 45
+    clock.now += 5  # preparing the third step's command took 5 s of its 20
+    assert schedule.to_deadline() == 15
 
 
 def test_schedule_never_allows_past_the_total():
@@ -502,22 +504,25 @@ def test_the_op_worker_exits_1_when_a_backend_is_beyond_tolerance(tmp_path, monk
     assert results.read_json_lines(out)[0]["violations"] == ["fx2 6.00e-05 > 2.00e-05"]
 
 
-def test_op_worker_checks_and_times_on_cpu(tmp_path):
+def test_op_worker_checks_and_times_on_cpu():
     import torch
 
     from benchmarks.gpu_check import ops
 
     records = []
-    ops.run("bfloat16", torch.device("cpu"), ["cpu", "reference", "no-such-backend"], ["s4_256"], ["forward", "backward"],
-            0.0, True, records.append)  # fmt: skip
-    kinds = [(r["backend"], r["kind"], r.get("pass_name") or r.get("op")) for r in records]
-    assert kinds == [
+    ops.run("bfloat16", torch.device("cpu"), ["cpu", "reference", "no-such-backend"], ["s4_256", "s3_256"],
+            ["forward", "backward"], 0.0, True, records.append)  # fmt: skip
+    s4 = [r for r in records if r["case"] == "s4_256"]
+    assert [(r["backend"], r["kind"], r.get("pass_name") or r.get("op")) for r in s4] == [
         ("cpu", "accuracy", None), ("cpu", "api", "forward"), ("cpu", "api", "backward"), ("cpu", "raw", "forward"),
         ("cpu", "raw", "backward"),  # no kernel profile off CUDA
         ("reference", "accuracy", None), ("reference", "api", "forward"), ("reference", "api", "backward"),
         ("no-such-backend", "accuracy", None),
     ]  # fmt: skip
-    cpu, reference = records[0], records[5]
+    # Backend by backend: the first one has every case before the next begins.
+    order = list(dict.fromkeys((r["backend"], r["case"]) for r in records))
+    assert order[:3] == [("cpu", "s3_256"), ("cpu", "s4_256"), ("reference", "s3_256")]  # CASES order
+    cpu, reference = s4[0], s4[5]
     assert cpu["status"] == "ok" and cpu["judged"] and cpu["violations"] == []
     # bfloat16: bounded by twice the bfloat16 reference's own error, which is not zero.
     assert 0 < cpu["errors"]["output"] <= cpu["bounds"]["output"] < 3e-2

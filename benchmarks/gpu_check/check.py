@@ -62,6 +62,7 @@ def run_steps(steps: list[Step], ctx: Context, total_s: float, out_dir: Path, he
         except Exception as exc:  # noqa: BLE001 - a broken step must not stop the others
             outcome = Outcome("failed", 0.0, allowed, note=f"could not prepare: {type(exc).__name__}: {exc}")
         else:
+            allowed = schedule.to_deadline()  # less what preparing took (nvidia-smi, for the build)
             env = {**_base_env(ctx.repo), **command.env, ALLOWED_ENV: f"{allowed:.0f}"}
             echo("    $ " + " ".join([f"{k}={shlex.quote(v)}" for k, v in command.env.items()] + [shlex.join(command.argv)]))
             outcome = run_command(command.argv, allowed, cwd=ctx.repo, env=env, log_path=ctx.work / f"{step.name}.log",

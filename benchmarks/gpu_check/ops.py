@@ -5,9 +5,9 @@ and raw operators timed, and the CUDA kernels profiled, at the benchmark cases.
         [--backends cuda triton reference] [--cases s0_256 ...] [--passes forward ...]
         [--seconds 0.02] [--no-profile]
 
-For each benchmark case (benchmarks/cases.py) in one dtype, the backends in turn on the same
-inputs, each writing records (one JSON line each, at once, so a run killed at its deadline
-keeps what it measured) of four kinds:
+Backend by backend (cuda first), each at every benchmark case (benchmarks/cases.py) in one
+dtype on the same inputs, writing records (one JSON line each, at once, so a run killed at
+its deadline keeps what it measured) of four kinds:
   accuracy  forward+backward through msca_fast.ops.msca against the float64 reference,
             judged by the conformance suite's tolerance table (op_accuracy.py);
   api       msca_fast.ops.msca's forward / backward / forward+backward (benchmarks/passes.py),
@@ -26,10 +26,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import dataclass
 
 import torch
 
-from benchmarks.cases import CASES, PASSES, make_grad_out, make_inputs
+from benchmarks.cases import CASES, PASSES, Case, make_grad_out, make_inputs
 from benchmarks.gpu_check import op_accuracy, predictions
 from benchmarks.gpu_check.op_kernels import profile_kernels
 from benchmarks.gpu_check.op_results import worst
@@ -68,51 +69,71 @@ def _kernels(call) -> dict:
     return {"kernels": profile_kernels(call)}
 
 
+@dataclass(frozen=True)
+class Yardstick:
+    """One case's inputs in the dtype, and the references a backend is judged against: the
+    float64 reference on the same (rounded) values, and for 16-bit dtypes the reference in
+    that dtype, whose own error sets the bound."""
+
+    args: tuple[torch.Tensor, ...]
+    grad_out: torch.Tensor
+    exact: op_accuracy.Result
+    low_precision: op_accuracy.Result | None
+
+
+def yardstick(case: Case, dtype: torch.dtype, device: torch.device) -> Yardstick:
+    args = tuple(t.to(dtype) for t in make_inputs(case, device))
+    grad_out = make_grad_out(case, device).to(dtype)
+    exact = op_accuracy.forward_backward(tuple(a.double() for a in args), grad_out.double(), "reference")
+    low_precision = None if dtype in TOLERANCE else op_accuracy.forward_backward(args, grad_out, "reference")
+    return Yardstick(args, grad_out, exact, low_precision)
+
+
+def run_backend(backend: str, ys: Yardstick, head: dict, device: torch.device, passes: list[str],
+                seconds: float, profile: bool, emit) -> None:  # fmt: skip
+    """Every record of one backend on one case: accuracy, API passes, raw operators, kernels."""
+    reason = _why_not(backend, ys.args)
+    if reason is not None:
+        emit({**head, "kind": "accuracy", "status": "unavailable", "note": reason})
+        return
+    emit(_measured({**head, "kind": "accuracy"},
+                   lambda: op_accuracy.check(backend, ys.args, ys.grad_out, ys.exact, ys.low_precision)))  # fmt: skip
+    op = lambda *a: msca(*a, backend=backend)  # noqa: E731
+    for pass_name in passes:
+        emit(_measured({**head, "kind": "api", "pass_name": pass_name}, lambda: time_rounds(
+            make_call(op, pass_name, pass_inputs(ys.args, pass_name), ys.grad_out, device), device, seconds)))  # fmt: skip
+    if backend not in RAW_OPS:
+        return
+    try:
+        calls = raw_calls(backend, ys.args, ys.grad_out)
+    except Exception as exc:  # noqa: BLE001
+        emit({**head, "kind": "raw", "op": "forward", "status": "error", "note": _first_line(exc)})
+        return
+    for op_name, call in calls.items():
+        emit(_measured({**head, "kind": "raw", "op": op_name}, lambda: time_rounds(call, device, seconds)))
+        if profile and device.type == "cuda":
+            emit(_measured({**head, "kind": "kernels", "op": op_name}, lambda: _kernels(call)))
+
+
 def run(dtype_name: str, device: torch.device, backends: list[str], case_ids: list[str] | None,
         passes: list[str], seconds: float, profile: bool, emit) -> None:  # fmt: skip
-    """Checks and times every (case, backend) and hands each record to ``emit``."""
+    """Checks and times every (backend, case), backend by backend in the order given (so a
+    run stopped early has the first backends at every case), handing each record to ``emit``."""
     dtype = DTYPES[dtype_name]
     on_cuda = device.type == "cuda"
     predicted_by = predictions.load() if on_cuda else None
     gpu = predictions.predicted_device(torch.cuda.get_device_name(device)) if on_cuda else None
-
-    def emit_record(record: dict) -> None:
-        emit(predictions.attach(record, predicted_by, gpu))
-
-    for case in (c for c in CASES if case_ids is None or c.id in case_ids):
-        args = tuple(t.to(dtype) for t in make_inputs(case, device))
-        grad_out = make_grad_out(case, device).to(dtype)
-        # The yardsticks: the reference in float64 on the same (rounded) values, and for 16-bit
-        # dtypes the reference in that dtype, whose own error sets the bound.
-        exact = op_accuracy.forward_backward(tuple(a.double() for a in args), grad_out.double(), "reference")
-        low_precision = None if dtype in TOLERANCE else op_accuracy.forward_backward(args, grad_out, "reference")
-        for backend in backends:
+    cases = [c for c in CASES if case_ids is None or c.id in case_ids]
+    yardsticks: dict[str, Yardstick] = {}  # made once per case, at its first use
+    for backend in backends:
+        for case in cases:
+            if case.id not in yardsticks:
+                yardsticks[case.id] = yardstick(case, dtype, device)
             head = dict(case=case.id, shape=case.describe(), dtype=dtype_name, backend=backend, device=str(device))
-            reason = _why_not(backend, args)
-            if reason is not None:
-                emit_record({**head, "kind": "accuracy", "status": "unavailable", "note": reason})
-                continue
-            emit_record(_measured({**head, "kind": "accuracy"},
-                                  lambda: op_accuracy.check(backend, args, grad_out, exact, low_precision)))  # fmt: skip
-            op = lambda *a, _name=backend: msca(*a, backend=_name)  # noqa: E731
-            for pass_name in passes:
-                timed = lambda: make_call(op, pass_name, pass_inputs(args, pass_name), grad_out, device)  # noqa: E731
-                emit_record(_measured({**head, "kind": "api", "pass_name": pass_name},
-                                      lambda: time_rounds(timed(), device, seconds)))  # fmt: skip
-            if backend not in RAW_OPS:
-                continue
-            try:
-                calls = raw_calls(backend, args, grad_out)
-            except Exception as exc:  # noqa: BLE001
-                emit_record({**head, "kind": "raw", "op": "forward", "status": "error", "note": _first_line(exc)})
-                continue
-            for op_name, call in calls.items():
-                emit_record(_measured({**head, "kind": "raw", "op": op_name}, lambda: time_rounds(call, device, seconds)))
-                if profile and on_cuda:
-                    emit_record(_measured({**head, "kind": "kernels", "op": op_name}, lambda: _kernels(call)))
-        del args, grad_out, exact, low_precision
-        if on_cuda:
-            torch.cuda.empty_cache()
+            run_backend(backend, yardsticks[case.id], head, device, passes, seconds, profile,
+                        lambda record: emit(predictions.attach(record, predicted_by, gpu)))  # fmt: skip
+            if on_cuda:
+                torch.cuda.empty_cache()
 
 
 def failures(records: list[dict]) -> list[str]:

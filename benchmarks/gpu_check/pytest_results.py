@@ -31,7 +31,8 @@ def render_test_lines(path: Path) -> str:
         else:
             finished[line["nodeid"]] = line
     counts = Counter(r["outcome"] for r in finished.values())
-    text = [", ".join(f"{counts.get(k, 0)} {k}" for k in ("passed", "failed", "error", "skipped")) + "."]
+    text = [", ".join(f"{counts.get(k, 0)} {k}{'s' if k == 'error' and counts.get(k, 0) != 1 else ''}"
+                      for k in ("passed", "failed", "error", "skipped")) + "."]  # fmt: skip
     unfinished = [nodeid for nodeid in dict.fromkeys(started) if nodeid not in finished]
     if unfinished:
         text += ["", f"Still running when the step was stopped: `{unfinished[-1]}`"
@@ -44,8 +45,8 @@ def render_test_lines(path: Path) -> str:
     if skips:
         text += ["", "Skip reasons:", "", *(f"- {reason} ({n})" for reason, n in skips.most_common(15))]
     slowest = sorted(finished.values(), key=lambda r: -r.get("duration", 0.0))[:SLOWEST]
-    if slowest:
-        total = sum(r.get("duration", 0.0) for r in finished.values())
+    total = sum(r.get("duration", 0.0) for r in finished.values())
+    if total >= 1.0:  # where the step's time went, for the next run's budget
         text += ["", f"Slowest (all {len(finished)} took {total:.1f} s):", "",
                  *(f"- {r.get('duration', 0.0):.2f} s `{r['nodeid']}`" for r in slowest)]  # fmt: skip
     return "\n".join(text)

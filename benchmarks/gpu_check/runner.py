@@ -68,13 +68,16 @@ class Schedule:
         MIN_STEP_S left and less than half its own budget (the total is nearly spent)."""
         return allowed_s < min(MIN_STEP_S, budget_s / 2)
 
+    def to_deadline(self) -> float:
+        """The seconds left until the last allotted step's deadline (never negative)."""
+        return max(0.0, min(self._planned, self.total_s) - self.elapsed())
+
     def allot(self, budget_s: float) -> float:
         """The seconds the next step may run: up to its deadline, at most what is left in total."""
         if not budget_s > 0:
             raise ValueError(f"budget_s: expected a positive number of seconds, got {budget_s}")
         self._planned += budget_s
-        deadline = min(self._planned, self.total_s)
-        return max(0.0, deadline - self.elapsed())
+        return self.to_deadline()
 
 
 def _kill_group(process: subprocess.Popen) -> None:
