@@ -94,9 +94,14 @@ class Launch:
         return max(cycles / device.clock_hz, memory) + LAUNCH_GAP_S
 
 
-def small_op(kernel: str, bytes_moved: float) -> Launch:
-    """An ATen op on a few kB (a sum of partials, a cast, a fill): launch-bound."""
-    return Launch(kernel, blocks=max(1, int(bytes_moved // 4096)), threads=THREADS, resident=8, fma=0.0,
+# The CUDA kernels ATen launches for the small ops, as the profiler names them (substrings).
+ATEN_KERNELS = {"sum": "reduce_kernel", "mul": "elementwise_kernel", "copy_": "elementwise_kernel", "zeros": "FillFunctor"}
+
+
+def small_op(op: str, bytes_moved: float) -> Launch:
+    """An ATen op (``op`` a key of ATEN_KERNELS) on a few kB: a sum of partials, a cast, a fill;
+    launch-bound."""
+    return Launch(ATEN_KERNELS[op], blocks=max(1, int(bytes_moved // 4096)), threads=THREADS, resident=8, fma=0.0,
                   wavefronts=bytes_moved / 128, dram_bytes=bytes_moved)  # fmt: skip
 
 
