@@ -14,7 +14,7 @@ from helpers import make_inputs  # noqa: E402
 
 # Every call of the emulated CUDA kernels in the test session runs under each of these
 # orders of a block's threads and fails unless all give the same bits (csrc/emulation/).
-EMULATION_SCHEDULES = "ascending,descending"
+EMULATION_SCHEDULES = "ascending,descending,random:1"
 
 
 def pytest_addoption(parser):

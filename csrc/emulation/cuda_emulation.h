@@ -1,8 +1,8 @@
 // The CUDA execution model on the CPU, so that csrc/msca_cuda_kernels.cuh and the launch
 // code in csrc/msca_cuda_driver.h run verbatim in host C++ (the "cuda_emulated" backend).
 //
-// Every thread of a block is a fiber (ucontext), run one at a time on the calling OS
-// thread; blocks of a grid run in parallel over ATen's intra-op threads. A block runs in
+// Every thread of a block is a fiber with a stack of its own (fiber_switch.h), run one at a
+// time on the calling OS thread; blocks of a grid run in parallel over ATen's intra-op threads. A block runs in
 // rounds: each runnable fiber gets one turn, in which it runs until it reaches a
 // synchronisation point; the calling thread's schedule (schedules.h) orders the turns:
 // ascending or descending thread index, or a seeded random order drawn anew each round.
@@ -42,7 +42,6 @@
 #include <c10/util/Exception.h>
 #include <cxxabi.h>
 #include <dlfcn.h>
-#include <ucontext.h>
 
 #include <algorithm>
 #include <atomic>
@@ -57,6 +56,7 @@
 #include <tuple>
 #include <vector>
 
+#include "fiber_switch.h"
 #include "schedules.h"
 
 namespace msca_emu {
@@ -109,7 +109,7 @@ constexpr unsigned char kPoison = 0xff;  // every byte of a NaN of each float ty
 enum class State { Runnable, AtBarrier, AtShuffle, Done };
 
 struct Fiber {
-  ucontext_t context;
+  FiberContext context;
   uint3 thread_idx;
   State state = State::Runnable;
   int site = 0;           // source line of the barrier or shuffle it waits at
@@ -132,7 +132,7 @@ struct Block {
   std::vector<unsigned char> shared;   // guard, shared_bytes, guard
   std::vector<Fiber> fibers;
   std::vector<Warp> warps;
-  ucontext_t scheduler;
+  FiberContext scheduler;
   Fiber* running = nullptr;
   const std::function<void()>* body = nullptr;
   std::exception_ptr error;  // raised by a fiber, rethrown by the scheduler
@@ -172,7 +172,7 @@ inline std::string where(const Block& b, const Fiber& f) {
 
 inline void yield_to_scheduler() {
   Block& b = *current_block();
-  swapcontext(&b.running->context, &b.scheduler);
+  switch_fiber(b.running->context, b.scheduler);
 }
 
 inline void syncthreads(int site) {
@@ -212,15 +212,17 @@ T shuffle(unsigned mask, T value, int partner_of_lane_xor, int delta, int site) 
 }
 
 // A fiber's whole life. An exception must not unwind past this frame (there is nothing
-// above it but makecontext's trampoline): it is kept for the scheduler to rethrow.
-inline void fiber_entry() {
+// above it): it is kept for the scheduler to rethrow. A finished fiber is never resumed.
+[[noreturn]] inline void fiber_main() {
   Block& b = *current_block();
   try {
     (*b.body)();
   } catch (...) {
     b.error = std::current_exception();
   }
-  b.running->state = State::Done;  // returns to uc_link: the scheduler
+  b.running->state = State::Done;
+  switch_fiber(b.running->context, b.scheduler);
+  std::abort();
 }
 
 // Releases the lanes of warps whose live lanes all wait at one shuffle; then, if nothing
@@ -301,11 +303,7 @@ inline void run_block(Block& b, const std::function<void()>& body) {
     Fiber& f = b.fibers[i];
     f.state = State::Runnable;
     f.shuffles = 0;
-    getcontext(&f.context);
-    f.context.uc_stack.ss_sp = b.stacks[i].get();
-    f.context.uc_stack.ss_size = kFiberStack;
-    f.context.uc_link = &b.scheduler;
-    makecontext(&f.context, fiber_entry, 0);
+    prepare_fiber(f.context, b.stacks[i].get(), kFiberStack, fiber_main);
   }
   const RunningBlock running(b);
   do {
@@ -313,7 +311,7 @@ inline void run_block(Block& b, const std::function<void()>& body) {
     for (const uint32_t i : b.order) {
       if (b.fibers[i].state != State::Runnable) continue;
       b.running = &b.fibers[i];
-      swapcontext(&b.scheduler, &b.fibers[i].context);
+      switch_fiber(b.scheduler, b.fibers[i].context);
       if (b.error) std::rethrow_exception(b.error);
     }
   } while (release_waiting(b));
