@@ -82,9 +82,17 @@ MSCA_HD float exp_<float>(float x) {
 }
 #endif
 
+// max and min that return NaN when either operand is NaN (a != a only for NaN), so that
+// poison read by a racing thread survives a reduction; for numbers they are a > b ? a : b
+// and a < b ? a : b as before, bit for bit.
 template <typename acc_t>
 MSCA_HD acc_t max_(acc_t a, acc_t b) {
-  return a > b ? a : b;
+  return (a > b || a != a) ? a : b;
+}
+
+template <typename acc_t>
+MSCA_HD acc_t min_(acc_t a, acc_t b) {
+  return (a < b || a != a) ? a : b;
 }
 
 // y[k][l] += sum_c w[k][c] * x[c][l]      (k < K, c < C, l < L)

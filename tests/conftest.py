@@ -12,6 +12,35 @@ if not torch.cuda.is_available():
 
 from helpers import make_inputs  # noqa: E402
 
+# Every call of the emulated CUDA kernels in the test session runs under each of these
+# orders of a block's threads and fails unless all give the same bits (csrc/emulation/).
+EMULATION_SCHEDULES = "ascending,descending,random:1"
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--emulation-schedules",
+        default=EMULATION_SCHEDULES,
+        help="orders of the threads every emulated CUDA call runs under, compared bitwise: a comma-separated "
+        f"list of ascending, descending, random:SEED (default {EMULATION_SCHEDULES})",
+    )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def emulation_schedules(request):
+    """The schedules of the emulated CUDA kernels (torch.ops.msca_fast_emulated) for the
+    whole session; None when the emulation is not built."""
+    from msca_fast import _extension
+
+    if not _extension.emulation_loaded():
+        yield None
+        return
+    ops = torch.ops.msca_fast_emulated
+    previous = ops.schedules()
+    ops.set_schedules(request.config.getoption("--emulation-schedules"))
+    yield ops.schedules()
+    ops.set_schedules(previous)
+
 
 @pytest.fixture(autouse=True)
 def seed():

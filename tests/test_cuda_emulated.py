@@ -3,14 +3,18 @@ their host code (csrc/msca_cuda_driver.h) run on the CPU through the emulation o
 execution model. The checks every backend passes (K = 1..32, every dtype, layouts, B = 0)
 are in test_backend_conformance.py, raw-op opcheck in test_extension_kernels.py.
 
-The emulated device has 3 SMs, so grids of 6 blocks per batch element: exemplars of more
-than 6 tiles (256 pixels) give blocks of several tiles, and more than one block.
+The emulated device has 3 SMs by default, so grids of 6 blocks per batch element:
+exemplars of more than 6 tiles (256 pixels) give blocks of several tiles, and more than
+one block. One test gives it the 132 SMs of an H100 / H200 to get the benchmarks' grids.
+Every call runs under each schedule the session sets (tests/conftest.py), compared bitwise.
 """
+
+import contextlib
 
 import pytest
 import torch
 
-from helpers import ARG_NAMES, GRAD_NAMES, SHAPES, call, forward_and_grads
+from helpers import ARG_NAMES, GRAD_NAMES, SHAPES, call, compare_to_reference, forward_and_grads
 from helpers import inputs_for_shape as inputs_for
 from msca_fast import _extension
 from msca_fast.backends import select_backend
@@ -53,3 +57,38 @@ def test_declines_what_it_cannot_hold():
     inp = inputs_for((1, 3, 2, 2, 33, 3, 3, 2, 2))
     with pytest.raises(ValueError, match="K = 33"):
         call(lambda *a: msca(*a, backend=BACKEND), inp)
+
+
+def test_every_call_runs_under_two_schedules_at_least(emulation_schedules):
+    """Results that depend on the order of a block's threads (a race) fail the call."""
+    assert len(emulation_schedules.split(",")) >= 2, emulation_schedules
+
+
+@contextlib.contextmanager
+def multiprocessors(count):
+    """The emulated device has ``count`` SMs in this context."""
+    ops = torch.ops.msca_fast_emulated
+    previous = ops.multiprocessor_count()
+    ops.set_multiprocessor_count(count)
+    try:
+        yield
+    finally:
+        ops.set_multiprocessor_count(previous)
+
+
+# B = 2 at 256x256, few channels: the pixels of benchmarks/cases.py's s0_256. On 132 SMs
+# the driver aims at 2 blocks a SM, 132 a batch element: 256 tiles make 128 chunks of 2.
+BENCHMARK_CHUNKING = (2, 2, 1, 1, 3, 256, 256, 256, 256)
+
+
+def test_a_132_sm_device_gets_the_benchmark_chunking_and_the_reference_results():
+    inp = inputs_for(BENCHMARK_CHUNKING, torch.float32)
+    ops = torch.ops.msca_fast_emulated
+    with multiprocessors(132):
+        compare_to_reference(inp, BACKEND, 2e-6, 2e-5)
+        backward_grids = ops.launched_grids()  # sweeps A and B, (chunks, B, 1) each
+        ops.msca_forward(*(inp[n] for n in ("fx2", "fc2", "fc1", "phi_weight", "psi_weight", "psi_bias", "gate")))
+        forward_grids = ops.launched_grids()  # aggregate (chunks, B), combine (B), distribute (tiles, B)
+    assert backward_grids == [128, 2, 1, 128, 2, 1]
+    assert forward_grids == [128, 2, 1, 2, 1, 1, 256, 2, 1]
+    assert ops.multiprocessor_count() == 3
