@@ -1,7 +1,8 @@
-// The fused MSCA op on CUDA tensors: registers csrc/msca_cuda_driver.h (host side) and
-// csrc/msca_cuda_kernels.cuh (kernels) for the CUDA dispatch key. The same two files run
-// on the CPU through emulation/msca_cuda_emulated.cpp, which is how they are tested
-// without a GPU.
+// The fused MSCA op on CUDA tensors: registers csrc/msca_cuda_driver.h (host side) for the
+// CUDA dispatch key. The kernels' launches are compiled one input dtype per translation unit
+// (msca_cuda_float.cu, msca_cuda_double.cu, msca_cuda_half.cu, msca_cuda_bfloat16.cu), which a
+// parallel build compiles side by side. The same code runs on the CPU through
+// emulation/msca_cuda_emulated.cpp, which is how it is tested without a GPU.
 
 #include <torch/library.h>
 

@@ -1,15 +1,19 @@
-// Host side of the CUDA kernels: weight padding to KP regions, grid sizing, partial
-// buffers and the final sums. Compiled by the GPU build (msca_cuda.cu) and by the CPU
-// emulation (emulation/msca_cuda_emulated.cpp), each of which first defines namespace
-// gpu: dim3, DeviceGuard, properties(), set_max_dynamic_shared(kernel, bytes) and
-// launch(kernel, grid, block, shared_bytes, args...).
+// Host side of the CUDA kernels: the launch plan (msca_cuda_limits.h) turned into launches,
+// three for the forward and four for the backward, and the buffers between them. Compiled
+// by the GPU build (msca_cuda_*.cu) and by the CPU emulation (emulation/msca_cuda_emulated.cpp),
+// each of which first defines namespace gpu: dim3, DeviceGuard, properties(),
+// set_max_dynamic_shared(kernel, bytes) and launch(kernel, grid, block, shared_bytes, args...).
 #pragma once
 
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
 
+#include <array>
 #include <limits>
+#include <mutex>
+#include <set>
+#include <utility>
 #include <type_traits>
 
 #include "msca_common.h"
@@ -19,9 +23,6 @@ namespace msca_fast {
 namespace cuda_driver {
 
 using namespace cuda_kernels;
-
-// Blocks per SM the reduction grids aim at when the batch alone cannot fill the device.
-constexpr int64_t kBlocksPerSM = 2;
 
 inline int checked_padded_regions(int64_t K, at::ScalarType dtype) {
   const int64_t most = max_regions(at::elementSize(compute_dtype(dtype)));
@@ -41,89 +42,158 @@ void dispatch_regions(int KP, F&& body) {
   }
 }
 
-// Pixels per block of a reduction sweep over `pixels` pixels of each of B batch elements:
-// whole tiles, as few as keep kBlocksPerSM blocks on every SM.
-inline int64_t chunk_pixels(int64_t pixels, int64_t B) {
-  const int64_t tiles = (pixels + kThreads - 1) / kThreads;
-  const int64_t wanted = (kBlocksPerSM * gpu::properties().multiProcessorCount + B - 1) / B;
-  const int64_t chunks = std::max<int64_t>(1, std::min(tiles, wanted));
-  return (tiles + chunks - 1) / chunks * kThreads;
+// The launch plan of this problem on the current device.
+inline std::array<Launch, kStages> plan_for(const Dims& d, at::ScalarType dtype) {
+  constexpr int64_t most = std::numeric_limits<int>::max();
+  TORCH_CHECK(d.P1 <= most && d.P2 <= most, "msca cuda: images of at most ", most, " pixels (H x W), got ", d.P2,
+              " (fx2) and ", d.P1, " (fc1)");
+  const Shape shape{d.B, d.N, d.M2, d.M1, d.K, d.P2, d.P1, int64_t(at::elementSize(compute_dtype(dtype)))};
+  const auto& device = gpu::properties();
+  return launch_plan(shape, device.multiProcessorCount, static_cast<int64_t>(device.sharedMemPerBlockOptin));
 }
 
-inline int64_t chunks_of(int64_t pixels, int64_t chunk) { return (pixels + chunk - 1) / chunk; }
+// Each kernel may use the device's whole opt-in shared memory, set once per kernel and
+// device before its first launch (under a lock, so that no thread launches before it is
+// set): a per-launch size would race between host threads launching the same kernel for
+// different problems.
+template <typename... Params>
+void allow_all_shared(void (*kernel)(Params...), int device) {
+  static std::mutex mutex;
+  static std::set<std::pair<const void*, int>> done;
+  const std::lock_guard<std::mutex> lock(mutex);
+  if (done.emplace(reinterpret_cast<const void*>(kernel), device).second) {
+    gpu::set_max_dynamic_shared(kernel, gpu::properties().sharedMemPerBlockOptin);
+  }
+}
 
-// Raises a kernel's dynamic shared memory limit past the default 48 KiB when it needs it.
-template <typename Kernel>
-void reserve_shared(Kernel kernel, size_t bytes, const char* what) {
+// Launches `kernel` with its plan's grid and shared memory.
+template <typename... Params, typename... Args>
+void launch(void (*kernel)(Params...), const Launch& l, int device, const char* what, Args&&... args) {
   const size_t optin = gpu::properties().sharedMemPerBlockOptin;
-  TORCH_CHECK(bytes <= optin, "msca cuda: the ", what, " needs ", bytes,
+  TORCH_CHECK(static_cast<size_t>(l.shared_bytes) <= optin, "msca cuda: the ", what, " needs ", l.shared_bytes,
               " bytes of shared memory a block, more than this device's ", optin,
               " (reduce N, M or K, or use another backend)");
-  if (bytes > gpu::properties().sharedMemPerBlock) gpu::set_max_dynamic_shared(kernel, bytes);
+  allow_all_shared(kernel, device);
+  gpu::launch(kernel, gpu::dim3(l.grid_x, l.grid_y), gpu::dim3(kThreads), l.shared_bytes,
+              std::forward<Args>(args)...);
 }
 
-// (K, C) weights -> (C, KP) in the compute dtype, zero columns for the padded regions.
-inline at::Tensor padded_transpose(const at::Tensor& w, int KP, at::ScalarType dtype) {
-  auto out = at::zeros({w.size(1), KP}, w.options().dtype(dtype));
-  out.narrow(1, 0, w.size(0)).copy_(w.t());
-  return out;
-}
-
-// (..., K) -> (..., KP), zero-padded.
-inline at::Tensor zero_padded(const at::Tensor& t, int KP) {
-  auto sizes = t.sizes().vec();
-  sizes.back() = KP;
-  auto out = at::zeros(sizes, t.options());
-  out.narrow(-1, 0, t.size(-1)).copy_(t);
-  return out;
-}
+inline int device_slot(const at::Tensor& t) { return t.is_cuda() ? t.get_device() : 0; }
 
 template <typename T>
 const T* optional_data(const std::optional<at::Tensor>& t) {
   return t ? t->data_ptr<T>() : nullptr;
 }
 
+// The data of a gradient that may be absent (an empty tensor): nullptr when empty.
+template <typename T>
+T* optional_data(const at::Tensor& t) {
+  return t.numel() > 0 ? t.data_ptr<T>() : nullptr;
+}
+
 inline std::optional<at::Tensor> contiguous(const std::optional<at::Tensor>& t) {
   return t ? std::optional<at::Tensor>(t->contiguous()) : std::nullopt;
 }
+
+// The tensors of one forward call: inputs (contiguous), the partial sums and the outputs.
+struct ForwardCall {
+  Dims d;
+  int KP, device;
+  std::array<Launch, kStages> plan;
+  at::Tensor fx2, fc2, fc1, phi, psi;
+  std::optional<at::Tensor> bias, gate;
+  at::Tensor part_ms, part_acc, v, lse, out;
+};
+
+// The tensors of one backward call: inputs, saved V and lse, partial sums, dVt and the gradients
+// (dbias and dgate empty when absent).
+struct BackwardCall {
+  Dims d;
+  int KP, device;
+  std::array<Launch, kStages> plan;
+  at::Tensor dout, fx2, fc2, fc1, phi, psi;
+  std::optional<at::Tensor> bias, gate;
+  at::Tensor v, lse, part_a, dvt, part_b;
+  at::Tensor dfx2, dfc2, dfc1, dphi, dpsi, dbias, dgate;
+};
+
+// The forward's three launches for inputs of type scalar_t.
+template <typename scalar_t>
+void forward_launches(const ForwardCall& c) {
+  using acc_t = at::opmath_type<scalar_t>;
+  dispatch_regions<acc_t>(c.KP, [&](auto regions) {
+    constexpr int R = decltype(regions)::value;
+    const Launch &pass1 = c.plan[kAggregate], &pass2 = c.plan[kDistribute];
+    launch(aggregate_kernel<R, scalar_t, acc_t>, pass1, c.device, "forward (aggregate)", c.d, pass1.chunk, pass1.lanes,
+           c.fx2.data_ptr<scalar_t>(), c.fc2.data_ptr<scalar_t>(), c.phi.data_ptr<scalar_t>(),
+           c.part_ms.data_ptr<acc_t>(), c.part_acc.data_ptr<acc_t>());
+    launch(combine_kernel<acc_t>, c.plan[kCombine], c.device, "forward (combine)", c.d, R,
+           static_cast<int>(pass1.chunks), c.part_ms.data_ptr<acc_t>(), c.part_acc.data_ptr<acc_t>(),
+           c.v.data_ptr<acc_t>(), c.lse.data_ptr<acc_t>());
+    launch(distribute_kernel<R, scalar_t, acc_t>, pass2, c.device, "forward (distribute)", c.d, pass2.lanes,
+           c.fc1.data_ptr<scalar_t>(), c.psi.data_ptr<scalar_t>(), optional_data<scalar_t>(c.bias),
+           c.v.data_ptr<acc_t>(), optional_data<scalar_t>(c.gate), c.out.data_ptr<scalar_t>());
+  });
+}
+
+// The backward's four launches for inputs of type scalar_t.
+template <typename scalar_t>
+void backward_launches(const BackwardCall& c) {
+  using acc_t = at::opmath_type<scalar_t>;
+  dispatch_regions<acc_t>(c.KP, [&](auto regions) {
+    constexpr int R = decltype(regions)::value;
+    const Launch &a = c.plan[kSweepA], &b = c.plan[kSweepB];
+    launch(sweep_a_kernel<R, scalar_t, acc_t>, a, c.device, "backward (target sweep)", c.d, a.chunk, a.lanes,
+           c.dout.data_ptr<scalar_t>(), c.fc1.data_ptr<scalar_t>(), c.psi.data_ptr<scalar_t>(),
+           optional_data<scalar_t>(c.bias), c.v.data_ptr<acc_t>(), optional_data<scalar_t>(c.gate),
+           c.dfc1.data_ptr<scalar_t>(), c.part_a.data_ptr<acc_t>());
+    launch(between_sweeps_kernel<scalar_t, acc_t>, c.plan[kBetweenSweeps], c.device, "backward (between the sweeps)",
+           c.d, R, static_cast<int>(a.chunks), c.part_a.data_ptr<acc_t>(), c.dvt.data_ptr<acc_t>(),
+           c.dpsi.data_ptr<scalar_t>(), optional_data<scalar_t>(c.dbias));
+    launch(sweep_b_kernel<R, scalar_t, acc_t>, b, c.device, "backward (exemplar sweep)", c.d, b.chunk, b.lanes,
+           c.fx2.data_ptr<scalar_t>(), c.fc2.data_ptr<scalar_t>(), c.phi.data_ptr<scalar_t>(), c.lse.data_ptr<acc_t>(),
+           c.dvt.data_ptr<acc_t>(), c.v.data_ptr<acc_t>(), optional_data<scalar_t>(c.gate),
+           c.dfx2.data_ptr<scalar_t>(), c.dfc2.data_ptr<scalar_t>(), optional_data<scalar_t>(c.dgate),
+           c.part_b.data_ptr<acc_t>());
+    launch(phi_gradient_kernel<scalar_t, acc_t>, c.plan[kPhiGradient], c.device, "backward (phi gradient)", c.d, R,
+           static_cast<int>(b.chunks), c.part_b.data_ptr<acc_t>(), c.dphi.data_ptr<scalar_t>());
+  });
+}
+
+// Explicit instantiations of the launches for one dtype (`prefix` extern: a declaration). The
+// GPU build (MSCA_CUDA_LAUNCHES_PER_DTYPE) compiles each dtype in its own translation unit,
+// msca_cuda_<dtype>.cu; everywhere else the dispatch below instantiates them.
+#define MSCA_CUDA_LAUNCHES(prefix, scalar_t)                             \
+  prefix template void forward_launches<scalar_t>(const ForwardCall&); \
+  prefix template void backward_launches<scalar_t>(const BackwardCall&);
+
+#ifdef MSCA_CUDA_LAUNCHES_PER_DTYPE
+MSCA_CUDA_LAUNCHES(extern, float)
+MSCA_CUDA_LAUNCHES(extern, double)
+MSCA_CUDA_LAUNCHES(extern, c10::Half)
+MSCA_CUDA_LAUNCHES(extern, c10::BFloat16)
+#endif
 
 inline std::tuple<at::Tensor, at::Tensor, at::Tensor> msca_forward(
     const at::Tensor& fx2_in, const at::Tensor& fc2_in, const at::Tensor& fc1_in, const at::Tensor& phi_in,
     const at::Tensor& psi_in, const std::optional<at::Tensor>& bias_in, const std::optional<at::Tensor>& gate_in) {
   const Dims d = check_inputs(fx2_in, fc2_in, fc1_in, phi_in, psi_in, bias_in, gate_in);
   const gpu::DeviceGuard guard(fx2_in.device());
-  const auto acc_opts = fx2_in.options().dtype(compute_dtype(fx2_in.scalar_type()));
+  const auto dtype = fx2_in.scalar_type();
+  const auto acc_opts = fx2_in.options().dtype(compute_dtype(dtype));
   auto out = at::empty({d.B, d.N, d.H1, d.W1}, fx2_in.options());
   auto v = at::empty({d.B, d.N, d.K}, acc_opts), lse = at::empty({d.B, d.K}, acc_opts);
   if (d.B == 0) return {out, v, lse};
-  const int KP = checked_padded_regions(d.K, fx2_in.scalar_type());
-  // No-ops for the contiguous tensors a network passes; channels_last inputs are copied.
-  auto fx2 = fx2_in.contiguous(), fc2 = fc2_in.contiguous(), fc1 = fc1_in.contiguous();
-  auto phi = phi_in.contiguous(), psi = psi_in.contiguous();
-  auto bias = contiguous(bias_in), gate = contiguous(gate_in);
-  const int64_t chunk = chunk_pixels(d.P2, d.B), chunks = chunks_of(d.P2, chunk);
-  auto part_m = at::empty({d.B, chunks, KP}, acc_opts);
-  auto part_acc = at::empty({d.B, chunks, d.N + 1, KP}, acc_opts);
-  auto weights = at::empty({d.B, d.K, chunks}, acc_opts);
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, fx2.scalar_type(), "msca_forward_cuda", [&] {
-    using acc_t = at::opmath_type<scalar_t>;
-    dispatch_regions<acc_t>(KP, [&](auto regions) {
-      constexpr int R = decltype(regions)::value;
-      const auto aggregate = aggregate_kernel<R, scalar_t, acc_t>;
-      const size_t shared = sizeof(acc_t) * aggregate_shared(R, d.N);
-      reserve_shared(aggregate, shared, "forward");
-      gpu::launch(aggregate, gpu::dim3(chunks, d.B), gpu::dim3(kThreads), shared, d, chunk,
-                  fx2.data_ptr<scalar_t>(), fc2.data_ptr<scalar_t>(), phi.data_ptr<scalar_t>(),
-                  part_m.data_ptr<acc_t>(), part_acc.data_ptr<acc_t>());
-      gpu::launch(combine_kernel<acc_t>, gpu::dim3(d.B), gpu::dim3(kThreads), 0, d, R, static_cast<int>(chunks),
-                  part_m.data_ptr<acc_t>(), part_acc.data_ptr<acc_t>(), weights.data_ptr<acc_t>(),
-                  v.data_ptr<acc_t>(), lse.data_ptr<acc_t>());
-      gpu::launch(distribute_kernel<R, scalar_t, acc_t>, gpu::dim3((d.P1 + kThreads - 1) / kThreads, d.B),
-                  gpu::dim3(kThreads), 0, d, fc1.data_ptr<scalar_t>(), psi.data_ptr<scalar_t>(),
-                  optional_data<scalar_t>(bias), v.data_ptr<acc_t>(), optional_data<scalar_t>(gate),
-                  out.data_ptr<scalar_t>());
-    });
-  });
+  const int KP = checked_padded_regions(d.K, dtype);
+  const auto plan = plan_for(d, dtype);
+  const int64_t chunks = plan[kAggregate].chunks;
+  // contiguous(): no-ops for the contiguous tensors a network passes; channels_last inputs are copied.
+  const ForwardCall call{d, KP, device_slot(fx2_in), plan, fx2_in.contiguous(), fc2_in.contiguous(),
+                         fc1_in.contiguous(), phi_in.contiguous(), psi_in.contiguous(), contiguous(bias_in),
+                         contiguous(gate_in), at::empty({d.B, chunks, 2, KP}, acc_opts),
+                         at::empty({d.B, chunks, d.N, KP}, acc_opts), v, lse, out};
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dtype, "msca_forward_cuda",
+                                  [&] { forward_launches<scalar_t>(call); });
   return {out, v, lse};
 }
 
@@ -136,7 +206,7 @@ inline std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at
   const gpu::DeviceGuard guard(fx2_in.device());
   const auto dtype = fx2_in.scalar_type();
   const auto acc_dtype = compute_dtype(dtype);
-  const auto acc_opts = fx2_in.options().dtype(acc_dtype);
+  const auto acc_opts = fx2_in.options().dtype(acc_dtype), in_opts = fx2_in.options();
   auto fx2 = fx2_in.contiguous(), fc2 = fc2_in.contiguous(), fc1 = fc1_in.contiguous();
   auto dfx2 = at::empty_like(fx2), dfc2 = at::empty_like(fc2), dfc1 = at::empty_like(fc1);
   const bool has_bias = bias_in.has_value(), has_gate = gate_in.has_value();
@@ -146,48 +216,21 @@ inline std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at
                         zeros({0, d.K}), has_bias, has_gate);
   }
   const int KP = checked_padded_regions(d.K, dtype);
-  auto dout = grad_out.to(dtype).contiguous();
-  auto phi_t = padded_transpose(phi_in, KP, acc_dtype), psi = psi_in.contiguous();
-  auto bias = contiguous(bias_in), gate = contiguous(gate_in);
-  auto v = v_in.to(acc_dtype).contiguous(), lse = lse_in.to(acc_dtype).contiguous();
-  const int64_t R = d.N + d.M1 + 1, C2 = d.N + d.M2;
-  const int64_t chunk_a = chunk_pixels(d.P1, d.B), chunks_a = chunks_of(d.P1, chunk_a);
-  const int64_t chunk_b = chunk_pixels(d.P2, d.B), chunks_b = chunks_of(d.P2, chunk_b);
-  auto part_a = at::empty({d.B, chunks_a, R, KP}, acc_opts);
-  auto part_b = at::empty({d.B, chunks_b, C2, KP}, acc_opts);
-  at::Tensor dgate, dbias, dpsi, dphi;
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dtype, "msca_backward_cuda", [&] {
-    using acc_t = at::opmath_type<scalar_t>;
-    dispatch_regions<acc_t>(KP, [&](auto regions) {
-      constexpr int RP = decltype(regions)::value;
-      const auto sweep_a = sweep_a_kernel<RP, scalar_t, acc_t>;
-      const size_t shared_a = sizeof(acc_t) * sweep_a_shared(RP, d.N, d.M1);
-      reserve_shared(sweep_a, shared_a, "backward (target sweep)");
-      gpu::launch(sweep_a, gpu::dim3(chunks_a, d.B), gpu::dim3(kThreads), shared_a, d, chunk_a,
-                  dout.data_ptr<scalar_t>(), fc1.data_ptr<scalar_t>(), psi.data_ptr<scalar_t>(),
-                  optional_data<scalar_t>(bias), v.data_ptr<acc_t>(), optional_data<scalar_t>(gate),
-                  dfc1.data_ptr<scalar_t>(), part_a.data_ptr<acc_t>());
-      // Between the sweeps (small, ATen): dV = dVt o g, dgate = sum_n dVt V, delta = sum_n dV V.
-      auto sums_a = part_a.sum(1).narrow(2, 0, d.K);  // (B, R, K)
-      auto dvt = sums_a.narrow(1, 0, d.N);
-      dpsi = sums_a.narrow(1, d.N, d.M1).sum(0).t().contiguous();
-      if (has_bias) dbias = sums_a.select(1, d.N + d.M1).sum(0);
-      auto dv = has_gate ? dvt * gate->to(acc_dtype).unsqueeze(1) : dvt;
-      if (has_gate) dgate = (dvt * v).sum(1);
-      auto delta = (dv * v).sum(1).contiguous();
-      auto dv_padded = zero_padded(dv, RP);
-      const auto sweep_b = sweep_b_kernel<RP, scalar_t, acc_t>;
-      const size_t shared_b = sizeof(acc_t) * sweep_b_shared(RP, C2);
-      reserve_shared(sweep_b, shared_b, "backward (exemplar sweep)");
-      gpu::launch(sweep_b, gpu::dim3(chunks_b, d.B), gpu::dim3(kThreads), shared_b, d, chunk_b,
-                  fx2.data_ptr<scalar_t>(), fc2.data_ptr<scalar_t>(), phi_t.data_ptr<acc_t>(), lse.data_ptr<acc_t>(),
-                  dv_padded.data_ptr<acc_t>(), delta.data_ptr<acc_t>(), dfx2.data_ptr<scalar_t>(),
-                  dfc2.data_ptr<scalar_t>(), part_b.data_ptr<acc_t>());
-      // Contiguous, as register_fake promises: compiled graphs trust the fake strides.
-      dphi = part_b.sum({0, 1}).narrow(1, 0, d.K).t().contiguous();
-    });
-  });
-  return finish_grads(dtype, dfx2, dfc2, dfc1, dphi, dpsi, dbias, dgate, has_bias, has_gate);
+  const auto plan = plan_for(d, dtype);
+  const int64_t chunks_a = plan[kSweepA].chunks, chunks_b = plan[kSweepB].chunks;
+  // Gradients in the input dtype, written by the kernels; two distinct empty tensors for an
+  // absent psi_bias or gate (outputs of an op must not alias each other).
+  const BackwardCall call{d, KP, device_slot(fx2), plan, grad_out.to(dtype).contiguous(), fx2, fc2, fc1,
+                          phi_in.contiguous(), psi_in.contiguous(), contiguous(bias_in), contiguous(gate_in),
+                          v_in.to(acc_dtype).contiguous(), lse_in.to(acc_dtype).contiguous(),
+                          at::empty({d.B, chunks_a, d.N + d.M1 + 1, KP}, acc_opts), at::empty({d.B, d.N, KP}, acc_opts),
+                          at::empty({d.B, chunks_b, d.N + d.M2, KP}, acc_opts), dfx2, dfc2, dfc1,
+                          at::empty({d.K, d.N + d.M2}, in_opts), at::empty({d.K, d.M1}, in_opts),
+                          at::empty({has_bias ? d.K : 0}, in_opts),
+                          has_gate ? at::empty({d.B, d.K}, in_opts) : at::empty({0}, in_opts)};
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dtype, "msca_backward_cuda",
+                                  [&] { backward_launches<scalar_t>(call); });
+  return {call.dfx2, call.dfc2, call.dfc1, call.dphi, call.dpsi, call.dbias, call.dgate};
 }
 
 }  // namespace cuda_driver

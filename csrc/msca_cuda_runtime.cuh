@@ -8,12 +8,16 @@
 #include <c10/cuda/CUDAStream.h>
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <memory>
 #include <mutex>
 #include <utility>
 #include <vector>
 
 #define MSCA_DYNAMIC_SHARED(name) extern __shared__ __align__(16) unsigned char name[]
+// The GPU build compiles each input dtype's launches in its own translation unit
+// (csrc/msca_cuda_<dtype>.cu; see MSCA_CUDA_LAUNCHES in msca_cuda_driver.h).
+#define MSCA_CUDA_LAUNCHES_PER_DTYPE
 
 namespace msca_fast {
 namespace gpu {
@@ -34,9 +38,14 @@ inline const cudaDeviceProp& properties() {
   return *cache[device];
 }
 
+// Lets `kernel` take up to `bytes` of dynamic shared memory a block on the current device,
+// less what the kernel holds statically (their sum may not pass the device's opt-in limit).
 template <typename... Params>
 void set_max_dynamic_shared(void (*kernel)(Params...), size_t bytes) {
-  C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
+  cudaFuncAttributes attributes;
+  C10_CUDA_CHECK(cudaFuncGetAttributes(&attributes, kernel));
+  const size_t dynamic = bytes - std::min(bytes, attributes.sharedSizeBytes);
+  C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(dynamic)));
 }
 
 template <typename... Params, typename... Args>

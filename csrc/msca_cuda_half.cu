@@ -1,0 +1,12 @@
+// The CUDA kernels' launches for half inputs, one translation unit per dtype (see msca_cuda.cu).
+
+#include "msca_cuda_runtime.cuh"
+#include "msca_cuda_driver.h"
+
+namespace msca_fast {
+namespace cuda_driver {
+
+MSCA_CUDA_LAUNCHES(, c10::Half)
+
+}  // namespace cuda_driver
+}  // namespace msca_fast
