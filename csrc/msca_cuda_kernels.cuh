@@ -432,13 +432,20 @@ __global__ void __launch_bounds__(kThreads, min_blocks_per_sm<acc_t>())
       acc_t top = minus_infinity<acc_t>();
       for (int l = lane; l < tiles.width; l += kWarpSize) top = max_(top, tile[k * stride + l]);
       const acc_t m_new = max_(m[k], warp_max(top));
-      acc_t sum = acc_t(0);
-      for (int l = lane; l < tiles.width; l += kWarpSize) {
-        const acc_t e = exp_(tile[k * stride + l] - m_new);
-        tile[k * stride + l] = e;
-        sum += e;
+      // Written back after the warp's last shuffle, so that other warps' reads of them depend
+      // on the barrier below alone (shuffles between would hide its absence in the emulation).
+      acc_t e[kThreads / kWarpSize], sum = acc_t(0);
+      MSCA_UNROLL
+      for (int i = 0; i < kThreads / kWarpSize; ++i) {
+        const int l = lane + i * kWarpSize;
+        e[i] = l < tiles.width ? exp_(tile[k * stride + l] - m_new) : acc_t(0);
+        sum += e[i];
       }
       sum = warp_sum(sum);
+      MSCA_UNROLL
+      for (int i = 0; i < kThreads / kWarpSize; ++i) {
+        if (lane + i * kWarpSize < tiles.width) tile[k * stride + lane + i * kWarpSize] = e[i];
+      }
       if (lane == 0) {
         const acc_t scale = exp_(m[k] - m_new);  // 0 on the first tile (m = -inf)
         s[k] = s[k] * scale + sum;

@@ -86,9 +86,11 @@ def test_a_132_sm_device_gets_the_benchmark_chunking_and_the_reference_results()
     ops = torch.ops.msca_fast_emulated
     with multiprocessors(132):
         compare_to_reference(inp, BACKEND, 2e-6, 2e-5)
-        backward_grids = ops.launched_grids()  # sweeps A and B, (chunks, B, 1) each
+        # sweep A (chunks, B), between_sweeps (32 entries a block), sweep B (chunks, B), phi_gradient
+        backward_grids = ops.launched_grids()
         ops.msca_forward(*(inp[n] for n in ("fx2", "fc2", "fc1", "phi_weight", "psi_weight", "psi_bias", "gate")))
-        forward_grids = ops.launched_grids()  # aggregate (chunks, B), combine (B), distribute (tiles, B)
-    assert backward_grids == [128, 2, 1, 128, 2, 1]
-    assert forward_grids == [128, 2, 1, 2, 1, 1, 256, 2, 1]
+        # aggregate (chunks, B), combine (32 entries of V a block, B), distribute (512-pixel tiles, B)
+        forward_grids = ops.launched_grids()
+    assert backward_grids == [128, 2, 1, 2, 1, 1, 128, 2, 1, 1, 1, 1]
+    assert forward_grids == [128, 2, 1, 1, 2, 1, 128, 2, 1]
     assert ops.multiprocessor_count() == 3

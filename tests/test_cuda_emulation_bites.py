@@ -42,10 +42,12 @@ MUTANT_SCHEDULES = "ascending,descending,random:1"
 MUTANT_TOLERANCE = 1e-9
 # (B, N, M2, M1, K, H2, W2, H1, W1): on the emulated 3-SM device, exemplar and target of 9
 # tiles give blocks of 2 or 3 tiles (the last one partial) in every sweep; the first with
-# gate and bias (KP = 8), the second without (KP = 16, B = 2).
+# gate and bias (KP = 8), the second without (KP = 16, B = 2); the third, images of 25 and
+# 35 pixels, splits each pixel's channel sums over 32 threads (tiles of 8 pixels).
 MUTANT_SHAPES = {
     "gate_and_bias": ((1, 11, 5, 6, 8, 41, 53, 37, 61), True),
     "neither": ((2, 6, 3, 4, 9, 30, 61, 33, 47), False),
+    "small_images": ((1, 7, 3, 5, 6, 5, 5, 7, 5), True),
 }
 
 
