@@ -1,7 +1,10 @@
 """What the CUDA backend should take on an H100 / H200, launch by launch: the prediction the
 first GPU run (``python -m benchmarks.gpu_check``) tests. BENCHMARKS.md shows it.
 
-    python -m benchmarks.cuda_prediction [--design before|after]
+    python -m benchmarks.cuda_prediction [--design before after] [--kernels]
+
+"before" models the kernels as they were at commit 9be8344, "after" the rebuilt ones (their
+grids from the driver's own launch plan, so it needs the built operator library).
 
 Every launch of an op call is modelled from what it does per block (see :class:`Launch`):
   - issue: an SM's 4 schedulers each issue one warp FMA a clock (128 FP32 lanes) when at
@@ -41,7 +44,10 @@ MEMORY_EFFICIENCY = 0.8
 SM_BANDWIDTH_SHARE = 3.0
 LAUNCH_GAP_S = 1.5e-6
 HOST_LAUNCH_S = 5e-6  # host time of one kernel launch through ATen or the C++ driver
-HOST_API_S = 25e-6  # msca()'s Python around the raw op, forward or backward (measured: BENCHMARKS.md)
+# msca()'s Python around the raw op per call: 28 us measured on this repository's 2-core CPU
+# (forward without autograd, tiny problem, API minus raw op; BENCHMARKS.md); with autograd it
+# is several times more, which the GPU check's API-against-raw timings will show.
+HOST_API_S = 30e-6
 THREADS = 256
 WARP = 32
 
@@ -201,8 +207,77 @@ def before(case: Case, element_bytes: int, device: Device) -> dict[str, list[Lau
     return {"forward": [aggregate, combine, distribute], "backward": between[:2] + [sweep_a] + between[2:] + [sweep_b] + after + casts}
 
 
-DESIGNS: dict[str, Callable[[Case, int, Device], dict[str, list[Launch]]]] = {"before": before}
-CURRENT = "before"  # the design csrc/ holds now
+# --- the kernels as they are now (launch plan from csrc/msca_cuda_limits.h) ----------------------
+
+STAGES = ("aggregate", "combine", "distribute", "sweep_a", "between_sweeps", "sweep_b", "phi_gradient")
+OPTIN_BYTES = 227 * 1024  # H100 / H200 opt-in shared memory a block
+CHUNK_LOOP_CYCLES = 30  # one dependent load-and-add of a warp's loop over chunks (L2 hit, pipelined)
+
+
+def launch_plan(s: Shape, device: Device) -> dict[str, dict[str, int]]:
+    """The driver's own plan (msca_fast::cuda_launch_plan): per stage grid_x, grid_y, lanes,
+    pixels_per_thread, chunk and shared_bytes. Needs the built operator library."""
+    import torch
+
+    import msca_fast._C  # noqa: F401 - registers the op
+
+    flat = torch.ops.msca_fast.cuda_launch_plan(s.B, s.N, s.M, s.M, s.K, s.P, s.P, 4, device.sms, OPTIN_BYTES)
+    keys = ("grid_x", "grid_y", "lanes", "pixels_per_thread", "chunk", "shared_bytes")
+    return {stage: dict(zip(keys, flat[6 * i : 6 * i + 6])) for i, stage in enumerate(STAGES)}
+
+
+def _pixel_launch(name: str, plan: dict[str, int], s: Shape, fma: float, streaming_reads: float, tile_reads: float,
+                  global_reads: float, dram_bytes: float) -> Launch:  # fmt: skip
+    """A pixel kernel from per-pixel counts: ``streaming_reads`` 16-byte shared reads the whole
+    warp shares (one wavefront), ``tile_reads`` 16-byte reads of distinct tile columns (four),
+    ``global_reads`` input elements through L1; plus the cross-lane sums when a pixel's
+    channel sums are split over several lanes."""
+    pixels = s.B * s.P
+    lanes = plan["lanes"]
+    cross = s.KP * min(lanes, 8) if lanes > 1 else 0
+    wavefronts = pixels * ((streaming_reads + cross) / WARP + tile_reads * 4 / WARP + global_reads * s.e / 128)
+    return Launch(f"{name}_kernel", plan["grid_x"] * plan["grid_y"], THREADS, 2, fma=pixels * fma,
+                  wavefronts=wavefronts, dram_bytes=dram_bytes, ilp=4.0)  # fmt: skip
+
+
+def _sum_launch(name: str, plan: dict[str, int], chunks: int, partial_bytes: float, fma: float) -> Launch:
+    """A kernel that adds partial sums over ``chunks`` chunks, its warps taking a share each in a fixed order."""
+    return Launch(f"{name}_kernel", plan["grid_x"] * plan["grid_y"], THREADS, 4, fma=fma, wavefronts=partial_bytes / 128,
+                  dram_bytes=partial_bytes, serial_cycles=math.ceil(chunks / 8) * CHUNK_LOOP_CYCLES)  # fmt: skip
+
+
+def after(case: Case, element_bytes: int, device: Device) -> dict[str, list[Launch]]:
+    """Launches of one forward and one backward call of the rebuilt kernels (3 and 4): weights
+    staged in shared memory, register-blocked tile products, pixels split over lanes on small
+    images, the work between and after the sweeps in two kernels. Per-pixel counts from
+    csrc/msca_cuda_kernels.cuh (KB regions and RB rows per tile-product task)."""
+    s = Shape.of(case, element_bytes)
+    e, kp, n, m, b, p = s.e, s.KP, s.N, s.M, s.B, s.P
+    plan = launch_plan(s, device)
+    rb, kb = (2, 8) if kp == 8 else (1, 16)
+    c2 = n + m
+    ppt = plan["distribute"]["pixels_per_thread"]
+    chunks_fwd = math.ceil(p / max(1, plan["aggregate"]["chunk"]))
+    chunks_a = math.ceil(p / max(1, plan["sweep_a"]["chunk"]))
+    chunks_b = math.ceil(p / max(1, plan["sweep_b"]["chunk"]))
+    aggregate = _pixel_launch("aggregate", plan["aggregate"], s, (c2 + n) * kp, c2 * kp / 4 + n * kp / (4 * rb), 0.0,
+                              c2 + n * kp / kb, e * b * c2 * p)  # fmt: skip
+    combine = _sum_launch("combine", plan["combine"], chunks_fwd, 4 * b * chunks_fwd * (n + 2) * kp,
+                          b * chunks_fwd * kp * (n + 3))  # fmt: skip
+    distribute = _pixel_launch("distribute", plan["distribute"], s, (m + n) * kp, (m + n) * kp / (4 * ppt), 0.0, m + n,
+                               e * b * (m + n) * p)  # fmt: skip
+    sweep_a = _pixel_launch("sweep_a", plan["sweep_a"], s, (3 * m + 2 * n + 1) * kp, (2 * m + n) * kp / 4,
+                            (n + m + 1) * kp / (4 * rb), m + n + (n + m) * kp / kb + m, e * b * (n + 2 * m) * p)  # fmt: skip
+    between = _sum_launch("between_sweeps", plan["between_sweeps"], chunks_a, 4 * b * chunks_a * (n + m + 1) * kp,
+                          b * chunks_a * (n + m + 1) * kp)  # fmt: skip
+    sweep_b = _pixel_launch("sweep_b", plan["sweep_b"], s, (5 * n + 3 * m) * kp, (4 * n + 2 * m) * kp / 4,
+                            c2 * kp / (4 * rb), c2 + c2 * kp / kb + c2, e * b * 2 * c2 * p)  # fmt: skip
+    phi = _sum_launch("phi_gradient", plan["phi_gradient"], chunks_b, 4 * b * chunks_b * c2 * kp, b * chunks_b * c2 * kp)
+    return {"forward": [aggregate, combine, distribute], "backward": [sweep_a, between, sweep_b, phi]}
+
+
+DESIGNS: dict[str, Callable[[Case, int, Device], dict[str, list[Launch]]]] = {"before": before, "after": after}
+CURRENT = "after"  # the design csrc/ holds now
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
 
 
