@@ -58,24 +58,16 @@ def expected_message(name: str, device_of_fx2: str, device: str) -> str:
 needs_extension = pytest.mark.skipif(not libraries(), reason="no operator library built")
 
 
-@needs_extension
-@pytest.mark.parametrize("library", libraries() or ["none"])
-@pytest.mark.parametrize("name", FORWARD_ARGS)
-def test_forward_argument_on_meta_is_refused_by_the_fake(library, name):
-    args = moved(forward_args(), name, "meta")
-    op = getattr(torch.ops, library).msca_forward
-    with pytest.raises(RuntimeError, match=expected_message(name, "cpu", "meta")):
-        op(*(args[n] for n in FORWARD_ARGS))
+# (op direction, argument name) for every argument of both ops.
+ARGUMENTS = [("forward", n) for n in FORWARD_ARGS] + [("backward", n) for n in BACKWARD_ARGS]
 
 
-@needs_extension
-@pytest.mark.parametrize("library", libraries() or ["none"])
-@pytest.mark.parametrize("name", BACKWARD_ARGS)
-def test_backward_argument_on_meta_is_refused_by_the_fake(library, name):
-    args = moved(backward_args(), name, "meta")
-    op = getattr(torch.ops, library).msca_backward
-    with pytest.raises(RuntimeError, match=expected_message(name, "cpu", "meta")):
-        op(*(args[n] for n in BACKWARD_ARGS))
+def args_with_one_on(device: str, direction: str, name: str) -> list[torch.Tensor]:
+    """The op's arguments in schema order, on the CPU but ``name`` on ``device``."""
+    args = forward_args() if direction == "forward" else backward_args()
+    names = FORWARD_ARGS if direction == "forward" else BACKWARD_ARGS
+    placed = moved(args, name, device)
+    return [placed[n] for n in names]
 
 
 def cpu_kernel(op, args):
@@ -85,22 +77,14 @@ def cpu_kernel(op, args):
 
 @needs_extension
 @pytest.mark.parametrize("library", libraries() or ["none"])
-@pytest.mark.parametrize("name", FORWARD_ARGS)
-def test_forward_argument_elsewhere_is_refused_by_the_kernel(library, name):
-    args = moved(forward_args(), name, "meta")
-    op = getattr(torch.ops, library).msca_forward
+@pytest.mark.parametrize("direction, name", ARGUMENTS)
+@pytest.mark.parametrize("refused_by", ["fake", "kernel"])
+def test_argument_on_meta_is_refused(library, direction, name, refused_by):
+    """By the fake (what the dispatcher picks for a meta argument) and by the C++ kernel itself."""
+    op = getattr(getattr(torch.ops, library), f"msca_{direction}")
+    args = args_with_one_on("meta", direction, name)
     with pytest.raises(RuntimeError, match=expected_message(name, "cpu", "meta")):
-        cpu_kernel(op, [args[n] for n in FORWARD_ARGS])
-
-
-@needs_extension
-@pytest.mark.parametrize("library", libraries() or ["none"])
-@pytest.mark.parametrize("name", BACKWARD_ARGS)
-def test_backward_argument_elsewhere_is_refused_by_the_kernel(library, name):
-    args = moved(backward_args(), name, "meta")
-    op = getattr(torch.ops, library).msca_backward
-    with pytest.raises(RuntimeError, match=expected_message(name, "cpu", "meta")):
-        cpu_kernel(op, [args[n] for n in BACKWARD_ARGS])
+        op(*args) if refused_by == "fake" else cpu_kernel(op, args)
 
 
 @needs_extension
@@ -118,20 +102,12 @@ triton_ops = pytest.mark.skipif(triton_backend.import_error is not None, reason=
 
 
 @triton_ops
-@pytest.mark.parametrize("name", FORWARD_ARGS)
-def test_triton_forward_argument_on_meta_is_refused(name):
-    args = moved(forward_args(), name, "meta")
-    with pytest.raises(RuntimeError, match=expected_message(name, "cpu", "meta")):
-        torch.ops.msca_fast.triton_forward(*(args[n] for n in FORWARD_ARGS))
-
-
-@triton_ops
 @needs_extension
-@pytest.mark.parametrize("name", BACKWARD_ARGS)
-def test_triton_backward_argument_on_meta_is_refused(name):
-    args = moved(backward_args(), name, "meta")
+@pytest.mark.parametrize("direction, name", ARGUMENTS)
+def test_triton_argument_on_meta_is_refused(direction, name):
+    op = getattr(torch.ops.msca_fast, f"triton_{direction}")
     with pytest.raises(RuntimeError, match=expected_message(name, "cpu", "meta")):
-        torch.ops.msca_fast.triton_backward(*(args[n] for n in BACKWARD_ARGS))
+        op(*args_with_one_on("meta", direction, name))
 
 
 # --- on a GPU: one argument on the CPU beside CUDA tensors ------------------------------------------
