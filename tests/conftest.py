@@ -10,6 +10,7 @@ import torch
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
+from extension_requirements import missing_extensions, running_in_ci  # noqa: E402
 from helpers import make_inputs  # noqa: E402
 
 # Every call of the emulated CUDA kernels in the test session runs under each of these
@@ -24,6 +25,14 @@ def pytest_addoption(parser):
         help="orders of the threads every emulated CUDA call runs under, compared bitwise: a comma-separated "
         f"list of ascending, descending, random:SEED (default {EMULATION_SCHEDULES})",
     )
+
+
+def pytest_sessionstart(session):
+    """Under CI a missing extension fails the run at once instead of skipping its tests."""
+    if running_in_ci():
+        missing = missing_extensions()
+        if missing:
+            pytest.exit("CI=true: " + "; ".join(missing), returncode=1)
 
 
 @pytest.fixture(scope="session", autouse=True)
