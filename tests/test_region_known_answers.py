@@ -1,13 +1,5 @@
-"""Region metrics (msca_fast.metrics.region) against numbers worked out by hand on 4x4 scenes.
-
-The definitions (the module's docstring, RESULTS.md "How we measure"): the region colour error
-is, per image, the mean over the classes present in the target layout of the Euclidean
-distance between the mean colours of image and truth in that class, in RGB 0-255 units
-(images in [-1, 1], so a difference d is 127.5 * d). Global painting uses the exemplar's mean
-colour over all its pixels; class copy each class's exemplar mean, the exemplar's mean colour
-where the exemplar lacks the class. Every expected value below is explicit arithmetic on the
-colours written in the scene.
-"""
+"""Region metrics (msca_fast.metrics.region) against numbers worked out by hand on 4x4 scenes
+(the definitions and the shared scene: tests/region_scene.py)."""
 
 from __future__ import annotations
 
@@ -22,23 +14,21 @@ from msca_fast.metrics.region import (
     paint_global_mean,
     region_colour_error,
 )
-
-RGB = 127.5  # one unit of [-1, 1] in 0-255 units: 255 / 2
-
-
-def ids_from_rows(*rows: list[int]) -> torch.Tensor:
-    """A (1, H, W) class-id map from its rows."""
-    return torch.tensor([list(r) for r in rows], dtype=torch.int64)[None]
-
-
-def paint(ids: torch.Tensor, colours: dict[int, tuple[float, float, float]]) -> torch.Tensor:
-    """(B,H,W) ids -> (B,3,H,W) float32 image, each pixel its class's colour."""
-    image = torch.zeros(ids.shape[0], 3, *ids.shape[1:])
-    for class_id, colour in colours.items():
-        mask = (ids == class_id).unsqueeze(1)
-        image = torch.where(mask, torch.tensor(colour).view(1, 3, 1, 1), image)
-    return image
-
+from region_scene import (
+    CLASS_COPY,
+    ERR_CLASS_COPY,
+    ERR_GLOBAL,
+    EXEMPLAR,
+    EXEMPLAR_IDS,
+    EXEMPLAR_MEAN,
+    PSNR_CLASS_COPY,
+    PSNR_GLOBAL,
+    RGB,
+    TARGET_IDS,
+    TRUTH,
+    ids_from_rows,
+    paint,
+)
 
 # --- the region colour error ------------------------------------------------------------------
 
@@ -88,32 +78,12 @@ def test_the_error_is_symmetric_and_zero_for_the_truth():
     assert region_colour_error(truth, gap_scene_output(), GAP_LAYOUT).item() == pytest.approx(0.5 * RGB / 2, rel=1e-6)
 
 
-# --- a target class the exemplar lacks -------------------------------------------------------
-
-# The exemplar (2x8: 4 pixels of class 0, 12 of class 1) has no class 2; its mean colour is
-# (0.8 * 4 / 16, 0.4 * 12 / 16, 0) = (0.2, 0.3, 0).
-EXEMPLAR_IDS = ids_from_rows([0, 0, 0, 0, 1, 1, 1, 1], [1, 1, 1, 1, 1, 1, 1, 1])
-EXEMPLAR = paint(EXEMPLAR_IDS, {0: (0.8, 0.0, 0.0), 1: (0.0, 0.4, 0.0)})
-EXEMPLAR_MEAN = (0.2, 0.3, 0.0)
-# The target (4x4): class 0 on 8 pixels, class 1 on 4, class 2 (not in the exemplar) on 4.
-TARGET_IDS = ids_from_rows([0, 0, 0, 0], [0, 0, 0, 0], [1, 1, 1, 1], [2, 2, 2, 2])
-TRUTH = paint(TARGET_IDS, {0: (0.8, 0.0, 0.0), 1: (0.0, 0.4, 0.0), 2: (0.0, 0.0, -0.6)})
-
-# Distances (in [-1,1] units) of each class's mean from the truth's:
-#   global painting (0.2, 0.3, 0) everywhere: class 0 |(-0.6, 0.3, 0)| = sqrt(0.45),
-#     class 1 |(0.2, -0.1, 0)| = sqrt(0.05), class 2 |(0.2, 0.3, 0.6)| = 0.7;
-#   class copy: classes 0 and 1 exact, class 2 painted the exemplar's mean: 0.7.
-ERR_GLOBAL = RGB * (math.sqrt(0.45) + math.sqrt(0.05) + 0.7) / 3
-ERR_CLASS_COPY = RGB * (0 + 0 + 0.7) / 3
-# PSNR (data range 2): MSE over 16 pixels x 3 channels of the squared colour differences.
-PSNR_GLOBAL = 10 * math.log10(4 / ((8 * 0.45 + 4 * 0.05 + 4 * 0.49) / 48))  # MSE 0.12
-PSNR_CLASS_COPY = 10 * math.log10(4 / (4 * 0.49 / 48))
+# --- a target class the exemplar lacks (region_scene's scene) --------------------------------
 
 
 def test_paintings_of_a_target_class_the_exemplar_lacks():
     copy = paint_class_means(EXEMPLAR, EXEMPLAR_IDS, TARGET_IDS)
-    expected = paint(TARGET_IDS, {0: (0.8, 0.0, 0.0), 1: (0.0, 0.4, 0.0), 2: EXEMPLAR_MEAN})
-    torch.testing.assert_close(copy, expected)
+    torch.testing.assert_close(copy, CLASS_COPY)
     flat = paint_global_mean(EXEMPLAR, (4, 4))
     torch.testing.assert_close(flat, paint(TARGET_IDS, dict.fromkeys((0, 1, 2), EXEMPLAR_MEAN)))
 
@@ -162,8 +132,9 @@ def test_the_score_comes_from_errors_averaged_over_images():
     output[0, 2, 0] += 0.2  # class 0's blue off by 0.2: error 127.5 * 0.2 / 2 = 12.75
     metric = RegionTransfer()
     # A batch of both scenes (the first exemplar's 16 pixels laid out 4x4 to batch it: the same means).
-    metric.update(torch.cat([TRUTH, output]), torch.cat([TRUTH, truth]), torch.cat([TARGET_IDS, ids]),
-                  torch.cat([EXEMPLAR.view(1, 3, 4, 4), truth]), torch.cat([EXEMPLAR_IDS.view(1, 4, 4), ids]))  # fmt: skip
+    exemplars = torch.cat([EXEMPLAR.view(1, 3, 4, 4), truth])
+    exemplar_ids = torch.cat([EXEMPLAR_IDS.view(1, 4, 4), ids])
+    metric.update(torch.cat([TRUTH, output]), torch.cat([TRUTH, truth]), torch.cat([TARGET_IDS, ids]), exemplars, exemplar_ids)
     metric.update(TRUTH, TRUTH, TARGET_IDS, EXEMPLAR, EXEMPLAR_IDS)  # a second batch, of one image
     result = metric.compute()
     err_model = (0 + 12.75 + 0) / 3
