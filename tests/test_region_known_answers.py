@@ -134,7 +134,8 @@ def test_the_score_comes_from_errors_averaged_over_images():
     # A batch of both scenes (the first exemplar's 16 pixels laid out 4x4 to batch it: the same means).
     exemplars = torch.cat([EXEMPLAR.view(1, 3, 4, 4), truth])
     exemplar_ids = torch.cat([EXEMPLAR_IDS.view(1, 4, 4), ids])
-    metric.update(torch.cat([TRUTH, output]), torch.cat([TRUTH, truth]), torch.cat([TARGET_IDS, ids]), exemplars, exemplar_ids)
+    outputs, truths, target_ids = torch.cat([TRUTH, output]), torch.cat([TRUTH, truth]), torch.cat([TARGET_IDS, ids])
+    metric.update(outputs, truths, target_ids, exemplars, exemplar_ids)
     metric.update(TRUTH, TRUTH, TARGET_IDS, EXEMPLAR, EXEMPLAR_IDS)  # a second batch, of one image
     result = metric.compute()
     err_model = (0 + 12.75 + 0) / 3
