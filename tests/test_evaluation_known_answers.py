@@ -80,7 +80,8 @@ class StandIn(nn.Module):
 
 def scene_samples(count: int, shift: float = 0.0) -> list[TaskSample]:
     """``count`` copies of region_scene's scene, exemplar and truth shifted by ``shift``."""
-    return [TaskSample(f"s{i}", TARGET_IDS[0], EXEMPLAR[0] + shift, EXEMPLAR_IDS[0], TRUTH[0] + shift) for i in range(count)]
+    sample = (TARGET_IDS[0], EXEMPLAR[0] + shift, EXEMPLAR_IDS[0], TRUTH[0] + shift)
+    return [TaskSample(f"s{i}", *sample) for i in range(count)]
 
 
 def run_scene(painting, tmp_path, second_samples=None) -> dict:
@@ -199,8 +200,9 @@ def stand_in_checkpoints(monkeypatch):
 
 
 def test_evaluate_gives_the_perfect_generators_scores(scenes, tmp_path, stand_in_checkpoints):
-    config = EvalConfig(checkpoint="stand-in", num_images=6, size=16, tasks=("duplicate", "mirror", "style-transfer"),
-                        metrics=("psnr",), batch_size=4, rows=1, output_dir=str(tmp_path / "eval"), device="cpu")  # fmt: skip
+    tasks = ("duplicate", "mirror", "style-transfer")
+    config = EvalConfig(checkpoint="stand-in", num_images=6, size=16, tasks=tasks, metrics=("psnr",), batch_size=4,
+                        rows=1, output_dir=str(tmp_path / "eval"), device="cpu")  # fmt: skip
     results = evaluate(config).results
     dataset, (images, labels, names) = scenes
     duplicate, mirror = results["duplicate"], results["mirror"]
