@@ -36,6 +36,15 @@ def test_psnr_of_constant_errors_per_image():
     assert psnr(x, y - 0.2, data_range=1.0)[1].item() == pytest.approx(10 * math.log10(1 / 0.01), rel=1e-6)
 
 
+def test_psnr_options_are_checked():
+    x = scenes(1)
+    with pytest.raises(ValueError, match="cap: expected a finite number"):
+        psnr(x, x, cap=math.inf)
+    with pytest.raises(ValueError, match="data_range: expected a positive number"):
+        psnr(x, x, data_range=True)
+    assert psnr(x, x + 0.5, cap=5.0).item() == 5.0  # 12.04 dB capped at 5
+
+
 def test_suite_psnr_is_a_mean_over_images_not_batches():
     suite = MetricSuite(("psnr",))
     truths = scenes(3)

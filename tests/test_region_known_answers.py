@@ -157,3 +157,13 @@ def test_sensitivity_is_the_ratio_of_total_changes():
     metric.update_sensitivity(grey, grey + 0.2, grey, grey - 0.5)
     metric.update_sensitivity(grey - 0.1, grey, grey + 0.3, grey)
     assert metric.compute()["sensitivity"] == pytest.approx(0.3 / 0.8)
+
+
+def test_region_inputs_are_checked():
+    image = paint(GAP_LAYOUT, GAP_TRUTH_COLOURS)
+    with pytest.raises(ValueError, match="target_ids: expected non-negative class ids"):
+        region_colour_error(image, image, GAP_LAYOUT - 1)
+    with pytest.raises(ValueError, match="exemplar_ids: expected class ids of shape"):
+        paint_class_means(EXEMPLAR, TARGET_IDS, TARGET_IDS)
+    with pytest.raises(ValueError, match="target_ids: expected class ids"):
+        paint_class_means(EXEMPLAR, EXEMPLAR_IDS, TARGET_IDS[0])
