@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import warnings
 
@@ -62,6 +63,15 @@ def test_evaluate_writes_table_json_and_html(checkpoint, tmp_path):
     assert Image.open(rows[0]).size[0] > Image.open(rows[0]).size[1]  # one row of four tiles
 
 
+def installed(module: str) -> bool:
+    """Whether ``module`` (an optional package's) can be imported."""
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        return False
+    return True
+
+
 def test_missing_metric_networks_are_reported_not_faked(checkpoint, tmp_path, offline, capsys):
     out = tmp_path / "eval"
     argv = ["--checkpoint", str(checkpoint), "--num-images", "3", "--size", "32", "--output-dir", str(out),
@@ -71,18 +81,26 @@ def test_missing_metric_networks_are_reported_not_faked(checkpoint, tmp_path, of
     assert payload["results"][checkpoint.name]["duplicate"]["lpips"] is None
     assert set(payload["missing"]) == {"lpips", "fid", "style"}
     hub = tmp_path / "hub" / "checkpoints"
-    for metric, flag, file in [("lpips", "--lpips-weights", "vgg16-397923af.pth"),
-                               ("fid", "--fid-weights", "weights-inception-2015-12-05-6726825d.pth"),
-                               ("style", "--vgg-weights", "vgg19-dcbb9e9d.pth")]:  # fmt: skip
+    # What each one-line reason must say: where to save the weights file and which flag takes its
+    # path or, when the metric's optional package is not installed, how to install it.
+    advice = {}
+    inception = "weights-inception-2015-12-05-6726825d.pth"
+    for metric, package, flag, file in [
+        ("lpips", "lpips", "--lpips-weights", "vgg16-397923af.pth"),
+        ("fid", "torch_fidelity.feature_extractor_inceptionv3", "--fid-weights", inception),
+        ("style", None, "--vgg-weights", "vgg19-dcbb9e9d.pth"),
+    ]:  # fmt: skip
+        where_to_put = [f"as {hub / file}", f"{flag} PATH"]
+        advice[metric] = where_to_put if package is None or installed(package) else ["pip install 'msca-fast[eval]'"]
         reason = payload["missing"][metric]
-        assert "\n" not in reason and f"as {hub / file}" in reason and f"{flag} PATH" in reason, reason
+        assert "\n" not in reason and all(words in reason for words in advice[metric]), reason
         assert "=PATH" not in reason and not reason.endswith(":"), reason
     table = capsys.readouterr().out
-    assert "lpips: n/a (" in table and "--lpips-weights PATH" in table
+    assert "lpips: n/a (" in table and all(words in table for words in advice["lpips"])
     assert evaluate_quietly([*argv, "--strict"]) == 2
     err = capsys.readouterr().err
     lines = [line for line in err.splitlines() if "--strict" in line]  # one per missing metric
-    assert lines[0].startswith("evaluate: error: --strict: lpips: ") and "--lpips-weights PATH" in lines[0]
+    assert lines[0].startswith("evaluate: error: --strict: lpips: ") and all(w in lines[0] for w in advice["lpips"])
     assert lines[1].startswith("--strict: fid: ") and lines[2].startswith("--strict: style: ") and len(lines) == 3
     assert "--vgg-weights PATH" in lines[2] and "backbone_weights" not in err
 
