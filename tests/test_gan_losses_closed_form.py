@@ -74,8 +74,8 @@ def random_batch() -> Batch:
 
 
 def test_d_step_loss_on_constant_images_matches_hand_values():
-    """The probe's predictions are the images' values (scale 1: minus 1), whatever the labels
-    (all class 0, exemplars 0: the condition code is 0)."""
+    """The probe's predictions are the images' values (scale 1: minus 1) plus the condition code:
+    0 for the patch task (labels all class 0, exemplar 0), 0.1 * -0.5 for the global one."""
     zeros = one_hot_map(0)
     batch = Batch(c_p=zeros, x_p=constant(0.5), c_q=zeros, x_q=constant(0.0), c=zeros, x=constant(-0.5))
     d_patch, d_global = DiscriminatorObjective(ProbeDiscriminator())(
