@@ -23,6 +23,8 @@ def update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
     for name, p in model.named_parameters():
         if p.requires_grad:
             ema_params[name].lerp_(p.detach(), 1 - decay)
+        else:
+            ema_params[name].copy_(p)
     ema_buffers = dict(ema.named_buffers())
     for name, b in model.named_buffers():
         ema_buffers[name].copy_(b)
