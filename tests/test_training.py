@@ -17,6 +17,7 @@ from msca_fast.training import checkpoint as ckpt
 from msca_fast.training import trainer as trainer_module
 from msca_fast.training.cli import main
 from tiny_run import TINY_ARGS, train_tiny
+from tiny_trainer import tiny_trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 def losses(out: Path) -> list[dict]:
@@ -37,6 +38,11 @@ def test_two_training_steps_write_checkpoint_samples_and_log(tmp_path, capsys):
     assert not g.training
     out = capsys.readouterr().out
     assert "load_generator" in out and str(final) in out
+
+
+def test_a_config_without_samples_builds_and_writes_no_grid(tmp_path):
+    trainer = tiny_trainer(tmp_path, num_samples=0)  # TrainConfig allows 0; train.py has no flag for it
+    assert trainer.write_samples() is None and not (tmp_path / "samples").exists()
 
 
 def test_resume_continues_exactly(tmp_path):

@@ -121,7 +121,7 @@ class Trainer:
         self.images = images
         self.pairs = build_pairs(cfg, images)
         self.batches_per_epoch = batches_per_epoch(len(self.pairs), cfg.batch_size, info)
-        self.samples = fixed_batch(build_pairs(cfg, images, seed_offset=1), cfg.num_samples)
+        self.samples = fixed_batch(build_pairs(cfg, images, seed_offset=1), cfg.num_samples) if cfg.num_samples else None
         palette = getattr(images, "palette", None)
         self.palette = torch.as_tensor(palette, dtype=torch.uint8) if palette is not None else class_palette(num_classes)
         self.reconstructions: nn.Module = Reconstructions(self.generator)
