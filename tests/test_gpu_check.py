@@ -25,6 +25,9 @@ from benchmarks.gpu_check.context import ENVIRONMENT_FILE, Command, Context, Ski
 from benchmarks.gpu_check.pytest_results import render_test_lines
 from benchmarks.gpu_check.runner import Outcome, Schedule, run_command
 from benchmarks.gpu_check.steps import BUDGETS_S, default_steps
+from msca_fast import _extension
+
+NEEDS_CPU_KERNELS = pytest.mark.skipif(not _extension.extension_loaded(), reason=f"msca_fast._C: {_extension.load_error}")
 
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
@@ -484,6 +487,7 @@ def test_a_result_beyond_tolerance_fails_the_op_step_and_is_named():
     assert "- **float32 s0_256 triton**: fx2 3.00e-05 > 2.00e-05" in text
 
 
+@NEEDS_CPU_KERNELS
 def test_the_op_worker_exits_1_when_a_backend_is_beyond_tolerance(tmp_path, monkeypatch, capsys):
     from benchmarks.gpu_check import op_accuracy, ops
 
@@ -504,6 +508,7 @@ def test_the_op_worker_exits_1_when_a_backend_is_beyond_tolerance(tmp_path, monk
     assert results.read_json_lines(out)[0]["violations"] == ["fx2 6.00e-05 > 2.00e-05"]
 
 
+@NEEDS_CPU_KERNELS
 def test_op_worker_checks_and_times_on_cpu():
     import torch
 
@@ -691,6 +696,7 @@ def test_the_sanitizer_step_counts_each_tools_errors(tmp_path, capsys):
         "Skipped: compute-sanitizer not found (looked on PATH)."
 
 
+@NEEDS_CPU_KERNELS
 def test_the_sanitized_workload_runs_on_the_cpu_kernels(capsys):
     from benchmarks.gpu_check import sanitized_ops
 

@@ -50,8 +50,10 @@ def test_gradients_reach_every_trainable_parameter_and_not_the_vgg(alignment):
             continue
         assert p.grad is not None, f"{name} got no gradient"
         if name.endswith("phi.bias"):
-            # A per-region constant added to the spatial logits cancels in the softmax.
-            assert torch.count_nonzero(p.grad) == 0
+            # A per-region constant added to the spatial logits cancels in the softmax: zero up to
+            # rounding (exactly zero from the fused kernels, ~1e-12 from the reference's autograd).
+            weight_grad = dict(g.named_parameters())[name.replace("bias", "weight")].grad
+            assert p.grad.abs().max() <= 1e-3 * weight_grad.abs().max(), name
         else:
             assert torch.count_nonzero(p.grad) > 0, f"{name} has an all-zero gradient"
 
