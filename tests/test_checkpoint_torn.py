@@ -1,0 +1,105 @@
+"""A checkpoint write that dies part-way, by an exception or with its process killed, leaves
+the previous checkpoint the newest one: loadable, what ``--resume latest`` picks, with nothing
+half-written under a checkpoint's name; the next save sweeps up what the crash left. And the
+newest checkpoint, for resuming and for rotation, is the one of the highest iteration.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import select
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from msca_fast.training import checkpoint as ckpt
+from msca_fast.training.config import make_config
+from msca_fast.training.run import resume_state
+from torn_writes import STALLED, big_state, torn_save
+
+ROOT = Path(__file__).resolve().parents[1]
+PREVIOUS, TORN = 9, 10  # the torn write is the first of two digits
+TORN_AFTER = 1 << 20  # bytes written of the ~4 MiB file
+
+
+def names(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir())
+
+
+def assert_the_previous_checkpoint_survives(directory: Path) -> None:
+    """What a crash while writing checkpoint TORN (keep=1) must leave behind, and that the next
+    save of TORN then succeeds and leaves nothing else."""
+    assert not (directory / ckpt.checkpoint_name(TORN)).exists(), f"a half-written file is named {ckpt.checkpoint_name(TORN)}"
+    previous = directory / ckpt.checkpoint_name(PREVIOUS)
+    assert ckpt.list_checkpoints(directory) == [previous]
+    assert ckpt.latest_checkpoint(directory) == previous
+    state = ckpt.load_checkpoint(previous)
+    assert state["step"] == PREVIOUS and torch.equal(state["weights"], big_state(PREVIOUS)["weights"])
+    resumed = resume_state(make_config(output_dir=str(directory), resume="latest"))  # --resume latest
+    assert resumed is not None and resumed["step"] == PREVIOUS
+
+    ckpt.save_checkpoint(big_state(TORN), directory, TORN, keep=1)
+    assert names(directory) == [ckpt.checkpoint_name(TORN)], "the next save left stray files or old checkpoints"
+    assert ckpt.load_checkpoint(directory)["step"] == TORN
+
+
+def raise_disk_full() -> None:
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def raise_ctrl_c() -> None:
+    raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("failure", [raise_disk_full, raise_ctrl_c], ids=["disk full", "Ctrl-C"])
+def test_a_write_that_raises_midway_keeps_the_previous_checkpoint(tmp_path, monkeypatch, failure):
+    ckpt.save_checkpoint(big_state(PREVIOUS), tmp_path, PREVIOUS, keep=1)
+    monkeypatch.setattr(torch, "save", torn_save(TORN_AFTER, failure))
+    with pytest.raises((OSError, KeyboardInterrupt)):
+        ckpt.save_checkpoint(big_state(TORN), tmp_path, TORN, keep=1)
+    monkeypatch.undo()
+    assert_the_previous_checkpoint_survives(tmp_path)
+
+
+def test_a_process_killed_midway_keeps_the_previous_checkpoint(tmp_path):
+    ckpt.save_checkpoint(big_state(PREVIOUS), tmp_path, PREVIOUS, keep=1)
+    command = [sys.executable, str(ROOT / "tests" / "torn_writes.py"), str(tmp_path), str(TORN), "1", str(TORN_AFTER)]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    writer = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT)
+    try:
+        ready, _, _ = select.select([writer.stdout], [], [], 120)
+        line = writer.stdout.readline().strip() if ready else "(nothing within 120 s)"
+        assert line == STALLED, f"the writer did not stop mid-write: {line}{writer.stdout.read() if ready else ''}"
+        writer.send_signal(signal.SIGKILL)
+    finally:
+        writer.kill()
+        writer.wait(timeout=60)
+        writer.stdout.close()
+    assert writer.returncode == -signal.SIGKILL
+    assert_the_previous_checkpoint_survives(tmp_path)
+
+
+def test_the_newest_checkpoint_is_the_highest_iteration(tmp_path):
+    for step in (10, 9):  # saved out of order, as after resuming from an older checkpoint
+        ckpt.save_checkpoint(big_state(step), tmp_path, step)
+    assert ckpt.latest_checkpoint(tmp_path).name == ckpt.checkpoint_name(10)
+    # Past the zero padding (iteration 10**8) names sort differently from iterations.
+    for step in (99_999_999, 100_000_000):
+        ckpt.save_checkpoint(big_state(step), tmp_path, step, keep=4)
+    assert [int(ckpt.PATTERN.match(p.name).group(1)) for p in ckpt.list_checkpoints(tmp_path)] == [
+        9, 10, 99_999_999, 100_000_000,
+    ]  # fmt: skip
+    assert ckpt.load_checkpoint(tmp_path)["step"] == 100_000_000
+
+
+def test_rotation_keeps_the_newest_iterations(tmp_path):
+    for step in (8, 9, 10, 11):
+        ckpt.save_checkpoint(big_state(step), tmp_path, step, keep=2)
+    assert names(tmp_path) == [ckpt.checkpoint_name(10), ckpt.checkpoint_name(11)]
+    ckpt.save_checkpoint(big_state(100_000_000), tmp_path, 100_000_000, keep=1)
+    assert names(tmp_path) == [ckpt.checkpoint_name(100_000_000)]
