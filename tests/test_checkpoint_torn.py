@@ -7,11 +7,11 @@ newest checkpoint, for resuming and for rotation, is the one of the highest iter
 from __future__ import annotations
 
 import errno
-import os
-import select
+import io
+import multiprocessing
 import signal
-import subprocess
-import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -20,11 +20,32 @@ import torch
 from msca_fast.training import checkpoint as ckpt
 from msca_fast.training.config import make_config
 from msca_fast.training.run import resume_state
-from torn_writes import STALLED, big_state, torn_save
 
-ROOT = Path(__file__).resolve().parents[1]
 PREVIOUS, TORN = 9, 10  # the torn write is the first of two digits
 TORN_AFTER = 1 << 20  # bytes written of the ~4 MiB file
+
+
+def big_state(step: int) -> dict:
+    """A checkpoint-shaped state (load_checkpoint accepts it) of about 4 MiB."""
+    return {"model_config": {"num_classes": 3}, "step": step, "weights": torch.full((1 << 20,), float(step))}
+
+
+def torn_save(limit: int, then: Callable[[], None]) -> Callable:
+    """A stand-in for torch.save: the first ``limit`` bytes of what torch.save would write, to
+    the same destination (an open file or a path), then ``then()`` (which raises or blocks)."""
+    real_save = torch.save
+
+    def save(obj, destination, *args, **kwargs):
+        buffer = io.BytesIO()
+        real_save(obj, buffer, *args, **kwargs)
+        data = buffer.getvalue()
+        assert len(data) > limit, f"the state serialises to {len(data)} bytes, not more than {limit}"
+        handle = destination if hasattr(destination, "write") else open(destination, "wb")  # noqa: SIM115
+        handle.write(data[:limit])
+        handle.flush()
+        then()
+
+    return save
 
 
 def names(directory: Path) -> list[str]:
@@ -66,21 +87,34 @@ def test_a_write_that_raises_midway_keeps_the_previous_checkpoint(tmp_path, monk
     assert_the_previous_checkpoint_survives(tmp_path)
 
 
+def write_and_stall(directory: Path, state: dict, stalled) -> None:
+    """The killed process: save ``state`` as checkpoint TORN, stopping TORN_AFTER bytes in."""
+
+    def stall() -> None:
+        stalled.set()
+        time.sleep(600)
+
+    torch.save = torn_save(TORN_AFTER, stall)
+    ckpt.save_checkpoint(state, directory, TORN, keep=1)
+
+
 def test_a_process_killed_midway_keeps_the_previous_checkpoint(tmp_path):
     ckpt.save_checkpoint(big_state(PREVIOUS), tmp_path, PREVIOUS, keep=1)
-    command = [sys.executable, str(ROOT / "tests" / "torn_writes.py"), str(tmp_path), str(TORN), "1", str(TORN_AFTER)]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    writer = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT)
+    # Forked, so the writer needs no imports of its own; the state is built before the fork.
+    context = multiprocessing.get_context("fork")
+    stalled = context.Event()
+    writer = context.Process(target=write_and_stall, args=(tmp_path, big_state(TORN), stalled))
+    writer.start()
     try:
-        ready, _, _ = select.select([writer.stdout], [], [], 120)
-        line = writer.stdout.readline().strip() if ready else "(nothing within 120 s)"
-        assert line == STALLED, f"the writer did not stop mid-write: {line}{writer.stdout.read() if ready else ''}"
-        writer.send_signal(signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while not stalled.wait(timeout=0.05):
+            assert writer.is_alive() and time.monotonic() < deadline, (
+                f"the writer did not stop mid-write (exit code {writer.exitcode})"
+            )
     finally:
-        writer.kill()
-        writer.wait(timeout=60)
-        writer.stdout.close()
-    assert writer.returncode == -signal.SIGKILL
+        writer.kill()  # SIGKILL
+        writer.join(timeout=60)
+    assert writer.exitcode == -signal.SIGKILL
     assert_the_previous_checkpoint_survives(tmp_path)
 
 
