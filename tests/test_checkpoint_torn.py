@@ -21,7 +21,7 @@ from msca_fast.training import checkpoint as ckpt
 from msca_fast.training.config import make_config
 from msca_fast.training.run import resume_state
 
-PREVIOUS, TORN = 9, 10  # the torn write is the first of two digits
+PREVIOUS, TORN, NEXT = 9, 10, 11  # the torn write is the first of two digits
 TORN_AFTER = 1 << 20  # bytes written of the ~4 MiB file
 
 
@@ -53,8 +53,9 @@ def names(directory: Path) -> list[str]:
 
 
 def assert_the_previous_checkpoint_survives(directory: Path) -> None:
-    """What a crash while writing checkpoint TORN (keep=1) must leave behind, and that the next
-    save of TORN then succeeds and leaves nothing else."""
+    """What a crash while writing checkpoint TORN (keep=1) must leave behind; and that the next
+    save (at another iteration, so that it does not merely overwrite TORN's temporary file)
+    succeeds and leaves nothing else."""
     assert not (directory / ckpt.checkpoint_name(TORN)).exists(), f"a half-written file is named {ckpt.checkpoint_name(TORN)}"
     previous = directory / ckpt.checkpoint_name(PREVIOUS)
     assert ckpt.list_checkpoints(directory) == [previous]
@@ -64,9 +65,9 @@ def assert_the_previous_checkpoint_survives(directory: Path) -> None:
     resumed = resume_state(make_config(output_dir=str(directory), resume="latest"))  # --resume latest
     assert resumed is not None and resumed["step"] == PREVIOUS
 
-    ckpt.save_checkpoint(big_state(TORN), directory, TORN, keep=1)
-    assert names(directory) == [ckpt.checkpoint_name(TORN)], "the next save left stray files or old checkpoints"
-    assert ckpt.load_checkpoint(directory)["step"] == TORN
+    ckpt.save_checkpoint(big_state(NEXT), directory, NEXT, keep=1)
+    assert names(directory) == [ckpt.checkpoint_name(NEXT)], "the next save left stray files or old checkpoints"
+    assert ckpt.load_checkpoint(directory)["step"] == NEXT
 
 
 def raise_disk_full() -> None:
