@@ -21,7 +21,7 @@ from msca_fast.training import checkpoint as ckpt
 from msca_fast.training.config import make_config
 from msca_fast.training.run import resume_state
 
-PREVIOUS, TORN, NEXT = 9, 10, 11  # the torn write is the first of two digits
+PREVIOUS, TORN, NEXT = 9, 10, 11  # 9 before 10: unpadded names in text order would say otherwise
 TORN_AFTER = 1 << 20  # bytes written of the ~4 MiB file
 
 
@@ -56,7 +56,8 @@ def assert_the_previous_checkpoint_survives(directory: Path) -> None:
     """What a crash while writing checkpoint TORN (keep=1) must leave behind; and that the next
     save (at another iteration, so that it does not merely overwrite TORN's temporary file)
     succeeds and leaves nothing else."""
-    assert not (directory / ckpt.checkpoint_name(TORN)).exists(), f"a half-written file is named {ckpt.checkpoint_name(TORN)}"
+    torn = ckpt.checkpoint_name(TORN)
+    assert not (directory / torn).exists(), f"a half-written file is named {torn}"
     previous = directory / ckpt.checkpoint_name(PREVIOUS)
     assert ckpt.list_checkpoints(directory) == [previous]
     assert ckpt.latest_checkpoint(directory) == previous
