@@ -99,3 +99,20 @@ def test_evaluate_gives_one_line(tmp_path, capsys, case):
     assert err.startswith("evaluate: error: ")
     assert_one_line(err, path, reason)
     assert not (tmp_path / "PWNED").exists()
+
+
+def test_load_checkpoint_refuses_pickles_where_torch_would_run_them(tmp_path, monkeypatch):
+    """torch before 2.6 (which this project supports) unpickles anything unless told
+    ``weights_only=True``; TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 brings that default back."""
+    monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
+    path, marker = disallowed_global(tmp_path), tmp_path / "PWNED"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.load(path)["payload"].close()  # torch's default here: the payload runs
+    if not marker.exists():
+        pytest.skip("this torch's torch.load refuses pickled objects by default whatever the environment")
+    marker.unlink()
+    with pytest.raises(ValueError) as raised:
+        ckpt.load_checkpoint(path)
+    assert_one_line(str(raised.value), path, BAD_FILES["disallowed global"][1])
+    assert not marker.exists()

@@ -18,7 +18,7 @@ import torch
 
 from msca_fast.training import frozen_vgg
 
-PATTERN = re.compile(r"^checkpoint_(\d{8})\.pt$")
+PATTERN = re.compile(r"^checkpoint_(\d{8,})\.pt$")  # 8 digits or more: checkpoint_name pads to 8
 
 
 def checkpoint_name(step: int) -> str:

@@ -52,6 +52,20 @@ def init_distributed(device_preference: str) -> tuple[DistInfo, torch.device]:
     return info, device
 
 
+def broadcast_from_main(modules: Iterable[torch.nn.Module], info: DistInfo) -> None:
+    """Copy the main process's parameters and buffers of ``modules`` to every process.
+
+    Each process seeds its global RNG with seed + rank (run.py), so freshly built models
+    differ between processes; DistributedDataParallel would copy rank 0's weights only when the
+    adversarial stage wraps G and D, after pretraining has already run on different weights.
+    """
+    if not info.distributed:
+        return
+    for module in modules:
+        for tensor in [*module.parameters(), *module.buffers()]:
+            dist.broadcast(tensor.data, src=0)
+
+
 def average_gradients(parameters: Iterable[torch.nn.Parameter], info: DistInfo) -> None:
     """All-reduce (mean) the gradients of ``parameters`` across processes: DDP by hand, for the
     pretraining stage, which runs only part of the generator."""

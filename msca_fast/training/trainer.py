@@ -29,7 +29,7 @@ from msca_fast.training import frozen_vgg
 from msca_fast.training import loss_log
 from msca_fast.training.config import TrainConfig
 from msca_fast.training.data import batches_per_epoch, build_pairs, epoch_loader, fixed_batch
-from msca_fast.training.distributed import DistInfo, all_mean, any_process, average_gradients
+from msca_fast.training.distributed import DistInfo, all_mean, any_process, average_gradients, broadcast_from_main
 from msca_fast.training.ema import make_ema, update_ema
 from msca_fast.training.interrupt import StopAtBoundary
 from msca_fast.training.losses_step import Batch, DiscriminatorObjective, Reconstructions, generator_losses
@@ -105,6 +105,7 @@ class Trainer:
         memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
         for module in (self.generator, self.discriminator, self.head, self.vgg_loss):
             module.to(device, memory_format=memory_format)
+        broadcast_from_main((self.generator, self.discriminator, self.head, self.vgg_loss), info)
         self.generator_ema = make_ema(self.generator)
 
         lr_g, lr_d = cfg.learning_rates
