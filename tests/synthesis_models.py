@@ -1,9 +1,10 @@
 """Generators, checkpoint files and input files for the tests of the synthesis options.
 
 A freshly initialised tiny generator paints near-grey images that barely depend on the
-exemplar (a mean change of 3e-4 between two scenes' styles), too little to tell one exemplar
-from another through an 8-bit PNG. :func:`responsive_generator` scales two of its layers so
-that the exemplar and the layout each move the output by several grey levels; no training is
+exemplar (a mean change of 3e-4 between two scenes' styles) and hardly at all on the
+exemplar's label map (5e-6), too little to tell one input from another through an 8-bit PNG.
+:func:`responsive_generator` scales three of its layers so that the exemplar photo, the
+exemplar's labels and the layout each move the output by several grey levels; no training is
 needed for tests that compare one synthesis path with another.
 """
 
@@ -30,14 +31,17 @@ GREY_LEVEL = 1 / 127.5  # one step of an 8-bit PNG, in [-1, 1] units
 
 
 def responsive_generator(seed: int = 0) -> Generator:
-    """A tiny generator for the synthetic scenes' 12 classes, in eval mode, whose image features'
-    1x1 compressions are 10x and whose output layer 5x their initial weights."""
+    """A tiny generator for the synthetic scenes' 12 classes, in eval mode, with the CPU presets'
+    attention logit scale (20), and its image features' 1x1 compressions 10x, its label
+    features' 1x1 convolutions 3x and its output layer 5x their initial weights."""
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        g = tiny_generator(num_classes=NUM_CLASSES)
+        g = tiny_generator(num_classes=NUM_CLASSES, attention_logit_scale=20.0)
     with torch.no_grad():
         for compress in g.image_pyramid.compress:
             compress.weight.mul_(10.0)
+        for conv in g.label_pyramid.convs:
+            conv.weight.mul_(3.0)
         g.to_image.weight.mul_(5.0)
     return g.eval()
 
