@@ -16,9 +16,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from helpers import GRAD_NAMES, compare_to_reference, forward_and_grads, relative_error, rel_rms
+from helpers import GRAD_NAMES, call, compare_to_reference, forward_and_grads, relative_error, rel_rms
 from helpers import inputs_for_shape as inputs_for
 from msca_fast import _extension
+from msca_fast.ops import msca
 from msca_fast.tolerances import TOLERANCE
 from test_backend_conformance import Target, check_against_reference
 
@@ -83,24 +84,28 @@ def test_absent_regions_match_reference(k, dtype):
     compare_to_reference(inp, "cpu", *TOLERANCE[dtype])
 
 
+def region_mean(features: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(N,H,W) features averaged over the pixels of ``mask`` (H,W), or over all of them when
+    the mask is empty: a region's exemplar colour under a one-hot attention."""
+    return features[:, mask].mean(dim=1) if mask.any() else features.flatten(1).mean(dim=1)
+
+
 @pytest.mark.parametrize("k", [33, 63])
 def test_saturated_label_masks_copy_region_means(k):
-    """Label masks scaled so far (logits ~300) that both softmaxes are exact one-hots: each
+    """Label masks scaled so far (logits 300) that both softmaxes are exact one-hots: each
     target pixel then gets gate * (mean of the exemplar's features over its own label), and
     a label absent from the exemplar the mean over the whole exemplar (its logits are equal)."""
     inp = masked_inputs(k, scale=300.0)
     inp.update(phi_weight=torch.cat([torch.zeros(k, N), torch.eye(k)], 1), psi_weight=torch.eye(k), psi_bias=None)
+    inp["gate"][:, k - 1] = 0.5  # the last region (absent from the exemplar) shows in the output
     inp = {name: t.float() if t is not None else None for name, t in inp.items()}
     exemplar_labels, target_labels = inp["fc2"].argmax(1), inp["fc1"].argmax(1)
+    fx2, gate = inp["fx2"].double(), inp["gate"].double()
     expected = torch.zeros(B, N, H1, W1, dtype=torch.float64)
     for b in range(B):
-        for y in range(H1):
-            for x in range(W1):
-                j = int(target_labels[b, y, x])
-                region = exemplar_labels[b] == j if (inp["fc2"][b, j] > 0).any() else torch.ones(H2, W2, dtype=torch.bool)
-                mean = inp["fx2"][b][:, region].double().mean(dim=1)
-                expected[b, :, y, x] = float(inp["gate"][b, j]) * mean
-    out, _ = forward_and_grads(inp, "cpu", torch.zeros(B, N, H1, W1))
+        means = torch.stack([region_mean(fx2[b], exemplar_labels[b] == j) for j in range(k)], dim=1)  # (N, k)
+        expected[b] = (means * gate[b])[:, target_labels[b]]
+    out = call(lambda *args: msca(*args, backend="cpu"), inp)
     assert rel_rms(out, expected) < TOLERANCE[torch.float32][0]
 
 
