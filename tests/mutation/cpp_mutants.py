@@ -9,9 +9,9 @@ first failing test) or SURVIVED, and exits 1 if any mutant survived.
 
 Not part of the test suite (pytest collects only tests/test_*.py). Run from any directory
 with the project's Python environment (it needs torch, pytest and a C++ compiler). The 24
-mutants took 45 minutes with --jobs 2 on a shared 2-core machine (21 minutes of CPU time):
-about 5 minutes for the two unmutated builds and 4 for the unmutated tests, then 45 s to
-5 minutes a mutant's build depending on the load, 5 s to 2 minutes of tests.
+mutants took 26 minutes with --jobs 2 on a 2-core machine shared with other work (load about
+5; 16 minutes of CPU time; 45 minutes at load 10): 110 s for the two unmutated builds side by
+side and 80 s for the unmutated tests, then 50-110 s a mutant's build and 7-70 s of tests.
 
 How: the repository's files (tracked, and untracked ones git does not ignore) are copied
 into one scratch checkout per job. Each job first builds its checkout unmutated with
