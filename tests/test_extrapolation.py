@@ -80,5 +80,5 @@ def test_the_extrapolate_command_paints_its_canvas_in_its_exemplars_style(scenes
             "--patch", SIZE, "--stride", SIZE, "--output", out]  # fmt: skip
     assert synthesize_cli.main([str(a) for a in argv]) == 0, capsys.readouterr().err
     canvas = scenes.labels[0].repeat_interleave(2, dim=3)  # --size 32 64: each column twice (nearest)
-    halves = [synthesis.synthesize(scenes.g, canvas[..., k * SIZE : (k + 1) * SIZE], *scenes.exemplars[2]) for k in (0, 1)]
+    halves = [synthesis.synthesize(scenes.g, half, *scenes.exemplars[2]) for half in canvas.split(SIZE, dim=3)]
     assert (read_png(out) - grey_levels(torch.cat(halves, dim=3))).abs().max() <= 1
