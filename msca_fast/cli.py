@@ -78,8 +78,8 @@ def run_command(
     try:
         action(args)
         return 0
-    except KeyboardInterrupt:
-        return 130
+    except KeyboardInterrupt as stop:  # 128 + the signal, as a shell reports it: 130 Ctrl-C, 143 SIGTERM
+        return getattr(stop, "exit_code", 130)
     except BAD_INPUT as error:
         report(short_name(parser.prog), str(error).strip() or type(error).__name__)
         return 2

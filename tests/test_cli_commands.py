@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import runpy
+import signal
 import sys
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from msca_fast.synthesis.session import SynthesisConfig
 from msca_fast.training import checkpoint as ckpt
 from msca_fast.training import cli as train_cli
 from msca_fast.training.config import MODEL_OPTIONS, TrainConfig, make_config
+from msca_fast.training.interrupt import StopRequested
 from msca_fast.training.trainer import model_config_for
 from tiny_run import train_tiny
 
@@ -217,6 +219,7 @@ def test_errors_are_reported_alike(capsys):
     assert capsys.readouterr().err == "example: error: size: expected a positive int, got 0\n"
     assert cli.run_command(parser, [], fail(FileNotFoundError("no such file 'x'"))) == 2
     assert cli.run_command(parser, [], fail(KeyboardInterrupt())) == 130
+    assert cli.run_command(parser, [], fail(StopRequested(signal.SIGTERM))) == 143
     capsys.readouterr()
     assert cli.run_command(parser, [], fail(RuntimeError("kernel\nfailed"))) == 1
     err = capsys.readouterr().err

@@ -22,7 +22,7 @@ import torch
 
 from msca_fast.training import checkpoint as ckpt
 from msca_fast.training import trainer as trainer_module
-from msca_fast.training.interrupt import StopAtBoundary
+from msca_fast.training.interrupt import StopAtBoundary, StopRequested
 from tiny_run import train_tiny
 
 SCHEDULE = ("--pretrain-steps", "1", "--steps", "3", "--g-every", "2")  # G+D, D only, G+D
@@ -84,16 +84,18 @@ def straight(tmp_path_factory):
     return out, min(durations)
 
 
-@pytest.mark.parametrize("when, fraction", [(0, 0.1), (1, 0.7)])  # (0-based iteration, share of it)
-def test_ctrl_c_at_any_moment_resumes_exactly(straight, when, fraction, tmp_path, monkeypatch, capsys):
+# (0-based iteration, share of it, the signal, train.py's exit code): Ctrl-C, and a scheduler's SIGTERM
+@pytest.mark.parametrize("when, fraction, signum, exit_code", [(0, 0.1, signal.SIGINT, 130), (1, 0.7, signal.SIGTERM, 143)])
+def test_a_stop_signal_at_any_moment_resumes_exactly(straight, when, fraction, signum, exit_code, tmp_path, monkeypatch,
+                                                     capsys):  # fmt: skip
     straight_dir, iteration_seconds = straight
     delay = fraction * iteration_seconds
-    moment = f"SIGINT {delay:.3f}s into iteration {when + 1} of {TOTAL}"
+    moment = f"{signal.Signals(signum).name} {delay:.3f}s into iteration {when + 1} of {TOTAL}"
     timers: list[threading.Timer] = []
 
     def arm(trainer):
         if trainer.iteration == when and not timers:
-            timers.append(threading.Timer(delay, os.kill, (os.getpid(), signal.SIGINT)))
+            timers.append(threading.Timer(delay, os.kill, (os.getpid(), signum)))
             timers[0].start()
 
     late, running = [], [True]
@@ -103,15 +105,15 @@ def test_ctrl_c_at_any_moment_resumes_exactly(straight, when, fraction, tmp_path
             raise KeyboardInterrupt
         late.append(signum)
 
-    previous = signal.signal(signal.SIGINT, outside_the_trainer)
+    previous = signal.signal(signum, outside_the_trainer)
     try:
         timed_iterations(monkeypatch, arm)
         code = train_tiny(tmp_path, *SCHEDULE)
         running[0] = False
         timers[0].join()
     finally:
-        signal.signal(signal.SIGINT, previous)
-    assert not late and code == 130, f"{moment}: it did not arrive while training ran"
+        signal.signal(signum, previous)
+    assert not late and code == exit_code, f"{moment}: it did not arrive while training ran (exit code {code})"
     saved = ckpt.latest_checkpoint(tmp_path)
     stopped_at = int(ckpt.PATTERN.match(saved.name).group(1))
     assert when + 1 <= stopped_at < TOTAL, f"{moment}: saved at iteration {stopped_at}"
@@ -136,6 +138,18 @@ def test_a_second_ctrl_c_quits_at_once_without_saving(tmp_path, monkeypatch, cap
     assert ckpt.latest_checkpoint(tmp_path) is None
     assert "interrupted inside iteration 2: nothing saved; there is no checkpoint yet" in capsys.readouterr().out
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the trainer put it back
+
+
+def test_the_first_stop_signal_names_the_exit_code_and_a_second_quits_at_once(capfd):
+    with StopAtBoundary() as stop:
+        os.kill(os.getpid(), signal.SIGUSR1)
+        assert stop.requested and stop.signum == signal.SIGUSR1
+        with pytest.raises(StopRequested) as second:
+            os.kill(os.getpid(), signal.SIGTERM)
+    assert second.value.exit_code == 128 + signal.SIGUSR1  # the first signal's: 138
+    assert "SIGUSR1: stopping after this iteration" in capfd.readouterr().err
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1):
+        assert signal.getsignal(signum) is not stop._handle  # put back
 
 
 def _interrupt_myself() -> None:

@@ -120,7 +120,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``train.py``'s exit code: 0 done, 2 bad options or files, 130 stopped by Ctrl-C, 1 anything else."""
+    """``train.py``'s exit code: 0 done, 2 bad options or files, 130 stopped by Ctrl-C
+    (143 by SIGTERM, 138 by SIGUSR1: 128 + the signal), 1 anything else."""
     return run_command(build_parser(), argv, lambda args: _print_done(train(config_from_args(args))))
 
 

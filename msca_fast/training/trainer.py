@@ -31,7 +31,7 @@ from msca_fast.training.config import TrainConfig
 from msca_fast.training.data import batches_per_epoch, build_pairs, epoch_loader, fixed_batch
 from msca_fast.training.distributed import DistInfo, all_mean, any_process, average_gradients, broadcast_from_main
 from msca_fast.training.ema import make_ema, update_ema
-from msca_fast.training.interrupt import StopAtBoundary
+from msca_fast.training.interrupt import StopAtBoundary, StopRequested
 from msca_fast.training.losses_step import Batch, DiscriminatorObjective, Reconstructions, generator_losses
 from msca_fast.visuals import class_palette, sample_grid, save_grid
 
@@ -322,9 +322,9 @@ class Trainer:
     def run(self) -> None:
         """Train until the last iteration, checkpointing on the way and at the end.
 
-        Ctrl-C stops at the next iteration boundary, saves a checkpoint there and raises
-        KeyboardInterrupt; a second Ctrl-C raises at once and saves nothing (a checkpoint taken
-        mid-iteration would not resume exactly)."""
+        Ctrl-C (or SIGTERM, SIGUSR1) stops at the next iteration boundary, saves a checkpoint there
+        and raises StopRequested (a KeyboardInterrupt); a second one raises at once and saves
+        nothing (a checkpoint taken mid-iteration would not resume exactly)."""
         self.out_dir.mkdir(parents=True, exist_ok=True)
         if self.info.is_main:
             dropped = loss_log.truncate_after(self.out_dir / LOSS_LOG, self.iteration)
@@ -350,7 +350,7 @@ class Trainer:
                     path = self.save()
                     if path is not None:
                         print(f"stopped: saved {path}; continue with --resume latest --output-dir {self.out_dir}")
-                    raise KeyboardInterrupt
+                    raise StopRequested(stop.signum)
                 self.write_samples()
                 self.save()
         finally:
