@@ -1,3 +1,4 @@
+import functools
 import os
 
 import pytest
@@ -56,6 +57,26 @@ def seed():
     """Every test starts from the same global RNG state (module initialisation uses it)."""
     torch.manual_seed(0)
     return 0
+
+
+@pytest.fixture(scope="module")
+def cached_load_model():
+    """msca_fast.synthesis.model_file.load_model, remembering each file's model for one test module."""
+    from msca_fast.synthesis.model_file import load_model
+
+    cached = functools.cache(load_model)
+    yield cached
+    cached.cache_clear()
+
+
+@pytest.fixture
+def load_each_checkpoint_once(monkeypatch, cached_load_model):
+    """The synthesis commands read their checkpoint (100 MB, mostly VGG) on every call; tests
+    that ask for this share one read per file. Failed loads are not cached, so every error path
+    still runs."""
+    from msca_fast.synthesis import session
+
+    monkeypatch.setattr(session, "load_model", cached_load_model)
 
 
 @pytest.fixture

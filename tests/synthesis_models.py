@@ -120,3 +120,20 @@ def tile(grid: Tensor, row: int, column: int, size: tuple[int, int], padding: in
     (torchvision's make_grid layout): (C, *size)."""
     top, left = padding + row * (size[0] + padding), padding + column * (size[1] + padding)
     return grid[..., top : top + size[0], left : left + size[1]]
+
+
+def synthesis_scenes(root: Path, count: int) -> SimpleNamespace:
+    """What the synthesis-option tests start from: ``g`` (:func:`responsive_generator`), its
+    checkpoint under ``root/run`` (raw and EMA both ``g``), ``count`` scenes as ``files``
+    (:func:`scene_files`) and read back from them: ``labels[i]`` (1, C, H, W) one-hot and
+    ``photos[i]`` (1, 3, H, W) in [-1, 1]."""
+    g = responsive_generator()
+    files = scene_files(root, count)
+    return SimpleNamespace(
+        root=root,
+        g=g,
+        checkpoint=write_checkpoint(root / "run", raw=g, ema=g),
+        files=files,
+        labels=[read_labels(files.label(i)) for i in range(count)],
+        photos=[read_photo(files.photo(i)) for i in range(count)],
+    )

@@ -12,26 +12,16 @@ import torch
 
 import msca_fast.synthesize as synthesize_cli
 from msca_fast import synthesis
-from synthesis_models import (
-    GREY_LEVEL, SIZE, grey_levels, read_labels, read_photo, read_png, responsive_generator, scene_files,
-    write_checkpoint,
-)  # fmt: skip
+from synthesis_models import GREY_LEVEL, SIZE, grey_levels, read_png, synthesis_scenes
 
 
 @pytest.fixture(scope="module")
 def scenes(tmp_path_factory) -> SimpleNamespace:
-    """A generator and its checkpoint, four scenes as files and as tensors read back from them."""
-    root = tmp_path_factory.mktemp("extrapolation")
-    g = responsive_generator()
-    files = scene_files(root, 4)
-    return SimpleNamespace(
-        root=root,
-        g=g,
-        checkpoint=write_checkpoint(root / "run", raw=g, ema=g),
-        files=files,
-        labels=[read_labels(files.label(i)) for i in range(4)],
-        exemplars=[(read_photo(files.photo(i)), read_labels(files.label(i))) for i in range(4)],
-    )
+    """A generator and its checkpoint, four scenes as files and as tensors read back from them;
+    ``exemplars[i]``: scene i's (photo, labels)."""
+    scenes = synthesis_scenes(tmp_path_factory.mktemp("extrapolation"), 4)
+    scenes.exemplars = list(zip(scenes.photos, scenes.labels))
+    return scenes
 
 
 def _blended_by_hand(g, canvas, exemplar, patch, rows, columns) -> torch.Tensor:

@@ -13,10 +13,7 @@ import torch
 import msca_fast.synthesize as synthesize_cli
 from msca_fast import synthesis
 from msca_fast.models.generator import AlignedFeatures
-from synthesis_models import (
-    GREY_LEVEL, SIZE, grey_levels, read_labels, read_photo, read_png, responsive_generator, scene_files, tile,
-    write_checkpoint,
-)  # fmt: skip
+from synthesis_models import GREY_LEVEL, SIZE, grey_levels, read_png, synthesis_scenes, tile
 
 LAYOUT, A, B = 0, 1, 2  # scenes
 
@@ -25,18 +22,15 @@ LAYOUT, A, B = 0, 1, 2  # scenes
 def scenes(tmp_path_factory) -> SimpleNamespace:
     """A generator and its checkpoint; the layout and the two exemplars as files and tensors,
     and the single syntheses with a and with b."""
-    root = tmp_path_factory.mktemp("interpolation")
-    g = responsive_generator()
-    files = scene_files(root, 3)
-    c1 = read_labels(files.label(LAYOUT))
-    a = (read_photo(files.photo(A)), read_labels(files.label(A)))
-    b = (read_photo(files.photo(B)), read_labels(files.label(B)))
+    scenes = synthesis_scenes(tmp_path_factory.mktemp("interpolation"), 3)
+    g, c1 = scenes.g, scenes.labels[LAYOUT]
+    a, b = (scenes.photos[A], scenes.labels[A]), (scenes.photos[B], scenes.labels[B])
     only_a, only_b = synthesis.synthesize(g, c1, *a), synthesis.synthesize(g, c1, *b)
     assert (only_a - only_b).abs().mean() > 5 * GREY_LEVEL  # the exemplars give visibly different images
     with torch.no_grad():
         aligned = g.align(c1, *a), g.align(c1, *b)
     return SimpleNamespace(
-        root=root, g=g, checkpoint=write_checkpoint(root / "run", raw=g, ema=g), files=files,
+        root=scenes.root, g=g, checkpoint=scenes.checkpoint, files=scenes.files,
         c1=c1, a=a, b=b, only_a=only_a, only_b=only_b, aligned=aligned,
     )  # fmt: skip
 

@@ -13,10 +13,7 @@ import torch.nn.functional as F
 import msca_fast.synthesize as synthesize_cli
 from msca_fast import synthesis
 from msca_fast.visuals import class_palette
-from synthesis_models import (
-    GREY_LEVEL, SIZE, grey_levels, read_labels, read_photo, read_png, responsive_generator, scene_files, tile,
-    write_checkpoint,
-)  # fmt: skip
+from synthesis_models import GREY_LEVEL, SIZE, grey_levels, read_png, synthesis_scenes, tile
 
 LAYOUTS = (0, 1)  # scenes used as the columns' layouts
 EXEMPLARS = (2, 3, 4)  # and as the rows' exemplars: a 4 x 3 grid, not square, so a transposed grid shows
@@ -25,17 +22,7 @@ EXEMPLARS = (2, 3, 4)  # and as the rows' exemplars: a 4 x 3 grid, not square, s
 @pytest.fixture(scope="module")
 def scenes(tmp_path_factory) -> SimpleNamespace:
     """A generator, its checkpoint, five scenes as files and as tensors read back from them."""
-    root = tmp_path_factory.mktemp("swap_grid")
-    g = responsive_generator()
-    files = scene_files(root, 5)
-    return SimpleNamespace(
-        root=root,
-        g=g,
-        checkpoint=write_checkpoint(root / "run", raw=g, ema=g),
-        files=files,
-        labels=[read_labels(files.label(i)) for i in range(5)],
-        photos=[read_photo(files.photo(i)) for i in range(5)],
-    )
+    return synthesis_scenes(tmp_path_factory.mktemp("swap_grid"), 5)
 
 
 def _painted(labels: torch.Tensor, palette: torch.Tensor) -> torch.Tensor:

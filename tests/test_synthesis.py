@@ -4,7 +4,6 @@ checkpoint trained for two iterations on the synthetic scenes (12 classes)."""
 from __future__ import annotations
 
 import copy
-import functools
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -19,11 +18,11 @@ from msca_fast.data.image_io import load_image, save_image
 from msca_fast.data.synthetic import SyntheticScenes
 from msca_fast.models.alignment import GAPAlignment
 from msca_fast.models.labels import one_hot
-from msca_fast.synthesis import session as session_module
 from msca_fast.synthesis.figures import grid_size
-from msca_fast.synthesis.model_file import load_model
 from msca_fast.training.checkpoint import load_checkpoint, load_generator
 from tiny_run import tiny_checkpoint
+
+pytestmark = pytest.mark.usefixtures("load_each_checkpoint_once")
 
 SIZE = 32  # the tiny model's training size
 NUM_CLASSES = 12
@@ -109,20 +108,6 @@ def files(tmp_path_factory) -> SimpleNamespace:
 @pytest.fixture(scope="module")
 def g(files):
     return load_generator(files.checkpoint)
-
-
-@pytest.fixture(scope="module")
-def cached_load_model():
-    cached = functools.cache(load_model)
-    yield cached
-    cached.cache_clear()
-
-
-@pytest.fixture(autouse=True)
-def load_each_checkpoint_once(monkeypatch, cached_load_model):
-    """The CLI reads its checkpoint (100 MB, mostly VGG) on every call; these tests share one
-    read per file. Failed loads are not cached, so every error path still runs."""
-    monkeypatch.setattr(session_module, "load_model", cached_load_model)
 
 
 def _labels(path: Path) -> torch.Tensor:

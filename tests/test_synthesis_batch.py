@@ -13,11 +13,9 @@ import torch
 
 import msca_fast.synthesize as synthesize_cli
 from msca_fast import synthesis
-from msca_fast.synthesis import session as session_module
-from msca_fast.synthesis.model_file import load_model
-from synthesis_models import (
-    GREY_LEVEL, grey_levels, read_labels, read_photo, read_png, responsive_generator, scene_files, write_checkpoint,
-)  # fmt: skip
+from synthesis_models import GREY_LEVEL, grey_levels, read_png, synthesis_scenes
+
+pytestmark = pytest.mark.usefixtures("load_each_checkpoint_once")
 
 # Folder contents by stem: the scene each file is. "c" has no exemplar and "d" no layout.
 LAYOUT_FILES = {"a": 0, "b": 1, "c": 2}
@@ -28,9 +26,8 @@ EXEMPLAR_FILES = {"a": 3, "b": 2, "d": 0}
 def scenes(tmp_path_factory) -> SimpleNamespace:
     """A generator and its checkpoint, four scenes, and folders of layouts, exemplars and
     exemplar labels named by stem (:data:`LAYOUT_FILES`, :data:`EXEMPLAR_FILES`)."""
-    root = tmp_path_factory.mktemp("batch")
-    g = responsive_generator()
-    files = scene_files(root, 4)
+    scenes = synthesis_scenes(tmp_path_factory.mktemp("batch"), 4)
+    root, g, files = scenes.root, scenes.g, scenes.files
     folders = SimpleNamespace(layouts=root / "layouts", photos=root / "ex_photos", photo_labels=root / "ex_labels")
     for folder in vars(folders).values():
         folder.mkdir()
@@ -43,26 +40,10 @@ def scenes(tmp_path_factory) -> SimpleNamespace:
     @functools.cache
     def alone(layout: int, exemplar: int) -> torch.Tensor:
         """Scene ``layout``'s labels in scene ``exemplar``'s style, synthesized on their own."""
-        x2, c2 = read_photo(files.photo(exemplar)), read_labels(files.label(exemplar))
-        return synthesis.synthesize(g, read_labels(files.label(layout)), x2, c2)
+        return synthesis.synthesize(g, scenes.labels[layout], scenes.photos[exemplar], scenes.labels[exemplar])
 
-    return SimpleNamespace(
-        root=root, g=g, checkpoint=write_checkpoint(root / "run", raw=g, ema=g), files=files, folders=folders,
-        alone=alone,
-    )  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def cached_load_model():
-    cached = functools.cache(load_model)
-    yield cached
-    cached.cache_clear()
-
-
-@pytest.fixture(autouse=True)
-def load_the_checkpoint_once(monkeypatch, cached_load_model):
-    """Every command of this module reads the same checkpoint: once."""
-    monkeypatch.setattr(session_module, "load_model", cached_load_model)
+    scenes.folders, scenes.alone = folders, alone
+    return scenes
 
 
 def _single(scenes, capsys, label, exemplar, exemplar_label, output) -> str:
@@ -84,9 +65,9 @@ def _assert_outputs(folder, expected: dict[str, torch.Tensor]) -> None:
 
 def test_a_batch_of_tensors_is_each_item_synthesized_alone(scenes):
     pairs = [(0, 3), (1, 2), (2, 1)]
-    c1 = torch.cat([read_labels(scenes.files.label(i)) for i, _ in pairs])
-    x2 = torch.cat([read_photo(scenes.files.photo(j)) for _, j in pairs])
-    c2 = torch.cat([read_labels(scenes.files.label(j)) for _, j in pairs])
+    c1 = torch.cat([scenes.labels[i] for i, _ in pairs])
+    x2 = torch.cat([scenes.photos[j] for _, j in pairs])
+    c2 = torch.cat([scenes.labels[j] for _, j in pairs])
     batch = synthesis.synthesize(scenes.g, c1, x2, c2)
     for k, pair in enumerate(pairs):
         torch.testing.assert_close(batch[k : k + 1], scenes.alone(*pair), atol=1e-5, rtol=0)
