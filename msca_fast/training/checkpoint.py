@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from msca_fast.training import frozen_vgg
+from msca_fast.training.divergence import TrainingDiverged, non_finite_tensors
 
 PATTERN = re.compile(r"^checkpoint_(\d{8,})\.pt$")  # 8 digits or more: checkpoint_name pads to 8
 
@@ -40,8 +41,19 @@ def latest_checkpoint(directory: str | os.PathLike) -> Path | None:
 
 
 def save_checkpoint(state: dict[str, Any], directory: str | os.PathLike, step: int, keep: int = 3) -> Path:
-    """Write ``state`` as ``directory/checkpoint_<step>.pt`` atomically; keep the newest ``keep``."""
+    """Write ``state`` as ``directory/checkpoint_<step>.pt`` atomically; keep the newest ``keep``.
+
+    A state holding NaN or infinity is not written (TrainingDiverged), so the checkpoints that
+    rotation keeps are always finite ones."""
     directory = Path(directory)
+    bad = non_finite_tensors(state)
+    if bad:
+        newest = latest_checkpoint(directory)
+        raise TrainingDiverged(
+            f"checkpoint at iteration {step} not written: {len(bad)} tensors hold NaN or infinity "
+            f"({', '.join(bad[:3])}{', ...' if len(bad) > 3 else ''}); "
+            + (f"the newest checkpoint is {newest}" if newest else "there is no checkpoint yet")
+        )
     directory.mkdir(parents=True, exist_ok=True)
     for stray in directory.glob("checkpoint_*.pt.tmp"):
         stray.unlink()

@@ -88,6 +88,7 @@ class TrainConfig:
     sample_every: int = 100
     checkpoint_every: int = 100
     keep_checkpoints: int = 3
+    max_bad_steps: int = 20  # this many iterations with non-finite losses in a row stop the run
     num_samples: int = 4  # rows of the sample grid
     resume: str | None = None  # "latest" or a checkpoint path
 
@@ -97,7 +98,8 @@ class TrainConfig:
         check_dataset_options(self.dataset, self.data_root, self.label_nc, self.on_corrupt)
         if self.amp not in AMP_MODES:
             raise ValueError(f"amp: expected one of {list(AMP_MODES)}, got {self.amp!r}")
-        for name in ("batch_size", "g_every", "keep_checkpoints", "log_every", "sample_every", "checkpoint_every"):
+        positive = ("batch_size", "g_every", "keep_checkpoints", "max_bad_steps", "log_every", "sample_every")
+        for name in (*positive, "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: expected a positive int, got {getattr(self, name)}")
         if self.epochs is not None and self.epochs < 1:

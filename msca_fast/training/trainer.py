@@ -30,6 +30,7 @@ from msca_fast.training import loss_log
 from msca_fast.training.config import TrainConfig
 from msca_fast.training.data import batches_per_epoch, build_pairs, epoch_loader, fixed_batch
 from msca_fast.training.distributed import DistInfo, all_mean, any_process, average_gradients, broadcast_from_main
+from msca_fast.training.divergence import BufferSnapshot, NonFiniteStreak, TrainingDiverged, describe, non_finite_names
 from msca_fast.training.ema import make_ema, update_ema
 from msca_fast.training.interrupt import StopAtBoundary, StopRequested
 from msca_fast.training.losses_step import Batch, DiscriminatorObjective, Reconstructions, generator_losses
@@ -107,6 +108,8 @@ class Trainer:
             module.to(device, memory_format=memory_format)
         broadcast_from_main((self.generator, self.discriminator, self.head, self.vgg_loss), info)
         self.generator_ema = make_ema(self.generator)
+        self.buffers = BufferSnapshot((self.generator, self.discriminator, self.head))
+        self.non_finite = NonFiniteStreak(cfg.max_bad_steps)
 
         lr_g, lr_d = cfg.learning_rates
         betas = (cfg.beta1, cfg.beta2)
@@ -149,6 +152,7 @@ class Trainer:
             "scaler": self.scaler.state_dict(),
             "step": self.step,
             "pretrain_step": self.pretrain_step,
+            "non_finite": self.non_finite.state_dict(),
             "rng_cpu": torch.get_rng_state(),
             "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
         }
@@ -166,6 +170,8 @@ class Trainer:
         self.scaler.load_state_dict(state["scaler"])
         self.step = int(state["step"])
         self.pretrain_step = int(state["pretrain_step"])
+        if "non_finite" in state:  # absent from checkpoints of versions before the guard
+            self.non_finite.load_state_dict(state["non_finite"])
         torch.set_rng_state(state["rng_cpu"])
         if torch.cuda.is_available() and state["rng_cuda"]:
             torch.cuda.set_rng_state_all(state["rng_cuda"])
@@ -212,8 +218,10 @@ class Trainer:
         )  # fmt: skip
 
     def pretrain_iteration(self, batch: Batch) -> dict[str, float]:
-        """Section 4: the aligned features must predict the target's VGG features, both tasks."""
+        """Section 4: the aligned features must predict the target's VGG features, both tasks.
+        Non-finite losses skip the update (see :mod:`msca_fast.training.divergence`)."""
         lam = self.cfg.lambda_global
+        self.buffers.take()
         with self._autocast():
             losses = {}
             for task, (c1, x1, x2, c2) in {
@@ -228,13 +236,29 @@ class Trainer:
         self.opt_pretrain.zero_grad(set_to_none=True)
         self.scaler.scale(total).backward()
         average_gradients(self.opt_pretrain.param_groups[0]["params"], self.info)
-        self.scaler.step(self.opt_pretrain)
-        self.scaler.update()
-        # The average starts where pretraining ends, so a pretraining checkpoint samples and
-        # evaluates the pretrained weights (not the initialisation).
-        update_ema(self.generator_ema, self.generator, 0.0)
+        values = self._read(losses)
+        if non_finite_names(values):
+            self._skip_update(self.opt_pretrain)
+        else:
+            self.scaler.step(self.opt_pretrain)
+            self.scaler.update()
+            # The average starts where pretraining ends, so a pretraining checkpoint samples and
+            # evaluates the pretrained weights (not the initialisation).
+            update_ema(self.generator_ema, self.generator, 0.0)
         self.pretrain_step += 1
-        return {k: float(all_mean(v.detach().float(), self.info)) for k, v in losses.items()}
+        return values
+
+    def _read(self, losses: dict[str, Tensor]) -> dict[str, float]:
+        """The losses' means over processes as floats: the iteration's one host read. Every
+        process gets the same values, so all of them skip the same updates."""
+        stacked = torch.stack([v.detach().float().reshape(()) for v in losses.values()])
+        return dict(zip(losses, all_mean(stacked, self.info).tolist()))
+
+    def _skip_update(self, *optimizers: torch.optim.Optimizer) -> None:
+        """Leave the iteration's update out: gradients dropped, buffers as before its forward passes."""
+        for optimizer in optimizers:
+            optimizer.zero_grad(set_to_none=True)
+        self.buffers.restore()
 
     def _wrap_for_distributed(self) -> None:
         if self._wrapped:
@@ -254,6 +278,7 @@ class Trainer:
         cfg, lam = self.cfg, self.cfg.lambda_global
         update_g = self.step % cfg.g_every == 0
         logs: dict[str, Tensor] = {}
+        self.buffers.take()
         if update_g:
             self.discriminator.requires_grad_(False)
             with self._autocast():
@@ -264,7 +289,6 @@ class Trainer:
                 g_loss = sum(v if k.endswith("patch") else lam * v for k, v in terms.items())
             self.opt_g.zero_grad(set_to_none=True)
             self.scaler.scale(g_loss).backward()
-            self.scaler.step(self.opt_g)
             self.discriminator.requires_grad_(True)
             logs.update(terms)
             logs["g_total"] = g_loss
@@ -276,16 +300,24 @@ class Trainer:
             d_loss = d_patch + lam * d_global
         self.opt_d.zero_grad(set_to_none=True)
         self.scaler.scale(d_loss).backward()
-        self.scaler.step(self.opt_d)
-        self.scaler.update()
-        if update_g:
-            # TensorFlow's warm-up: early on the average follows the model closely, so short
-            # runs do not sample from weights that are mostly the initialisation.
-            updates = self.step // cfg.g_every
-            update_ema(self.generator_ema, self.generator, min(cfg.ema_decay, (1 + updates) / (10 + updates)))
-        self.step += 1
         logs.update(d_patch=d_patch, d_global=d_global)
-        return {k: float(all_mean(v.detach().float(), self.info)) for k, v in logs.items()}
+        # The G step waits for the D backward (which reads no generator weight) so that one read
+        # of every loss decides both updates.
+        values = self._read(logs)
+        if non_finite_names(values):
+            self._skip_update(self.opt_g, self.opt_d)
+        else:
+            if update_g:
+                self.scaler.step(self.opt_g)
+            self.scaler.step(self.opt_d)
+            self.scaler.update()
+            if update_g:
+                # TensorFlow's warm-up: early on the average follows the model closely, so short
+                # runs do not sample from weights that are mostly the initialisation.
+                updates = self.step // cfg.g_every
+                update_ema(self.generator_ema, self.generator, min(cfg.ema_decay, (1 + updates) / (10 + updates)))
+        self.step += 1
+        return values
 
     # --- outputs ----------------------------------------------------------------------------
 
@@ -307,10 +339,13 @@ class Trainer:
             self.tensorboard.add_image("samples", grid, self.iteration)
         return path
 
-    def log(self, phase: str, values: dict[str, float], images_per_second: float) -> None:
+    def log(self, phase: str, values: dict[str, float], images_per_second: float, skipped: bool = False) -> None:
+        """A row of the loss log (and TensorBoard); ``skipped``: the iteration's update was left out."""
         if not self.info.is_main:
             return
         record = {"iteration": self.iteration, "phase": phase, **values, "images_per_s": images_per_second}
+        if skipped:
+            record["skipped"] = True
         loss_log.append_row(self.out_dir / LOSS_LOG, record)
         if self.tensorboard is not None:
             for key, value in values.items():
@@ -345,7 +380,8 @@ class Trainer:
                     bar.close()
                     self._report_unsaved_interrupt()
                     raise
-                bar.close()
+                finally:
+                    bar.close()
                 if stopped:
                     path = self.save()
                     if path is not None:
@@ -376,9 +412,18 @@ class Trainer:
                 values = self.pretrain_iteration(batch) if pretraining else self.adversarial_iteration(batch)
                 rate = images_per_iteration / (time.perf_counter() - started)
                 bar.update(1)
-                bar.set_postfix({k: f"{v:.3g}" for k, v in values.items() if k in SHOWN} | {"img/s": f"{rate:.1f}"})
-                if self.iteration % cfg.log_every == 0:
-                    self.log("pretrain" if pretraining else "train", values, rate)
+                shown = {k: f"{v:.3g}" for k, v in values.items() if k in SHOWN} | {"img/s": f"{rate:.1f}"}
+                bar.set_postfix(shown | ({"skipped": self.non_finite.total} if self.non_finite.total else {}))
+                finite = not non_finite_names(values)
+                if not finite or self.iteration % cfg.log_every == 0:
+                    self.log("pretrain" if pretraining else "train", values, rate, skipped=not finite)
+                if self.non_finite.record(finite):
+                    raise TrainingDiverged(self._divergence_message(values))
+                if not finite and self.info.is_main:
+                    bar.write(
+                        f"iteration {self.iteration}: non-finite loss ({describe(values)}), update skipped "
+                        f"({self.non_finite.consecutive} in a row; the run stops at {cfg.max_bad_steps})"
+                    )
                 if self.iteration % cfg.sample_every == 0:
                     self.write_samples()
                 if self.iteration % cfg.checkpoint_every == 0:
@@ -389,6 +434,18 @@ class Trainer:
                 if any_process(stop.requested, self.info, self.device):
                     return True
         return False
+
+    def _divergence_message(self, values: dict[str, float]) -> str:
+        newest = ckpt.latest_checkpoint(self.out_dir)
+        resume = (
+            f"resume from the newest checkpoint, {newest}, with a lower learning rate (--lr-g, --lr-d, --lr-pretrain)"
+            if newest is not None
+            else "there is no checkpoint yet; start again with a lower learning rate (--lr-g, --lr-d, --lr-pretrain)"
+        )
+        return (
+            f"training diverged: {self.non_finite.consecutive} iterations in a row had non-finite losses, the last "
+            f"iteration {self.iteration} ({describe(values)}); stopped without saving; {resume}"
+        )
 
     def _report_unsaved_interrupt(self) -> None:
         if not self.info.is_main:
