@@ -17,7 +17,9 @@ from typing import Any
 import torch
 
 from msca_fast.training import frozen_vgg
+from msca_fast.training.disk_full import reporting_full_disk
 from msca_fast.training.divergence import TrainingDiverged, non_finite_tensors
+from msca_fast.training.state_tensors import state_bytes
 
 PATTERN = re.compile(r"^checkpoint_(\d{8,})\.pt$")  # 8 digits or more: checkpoint_name pads to 8
 
@@ -47,27 +49,29 @@ def save_checkpoint(state: dict[str, Any], directory: str | os.PathLike, step: i
     rotation keeps are always finite ones."""
     directory = Path(directory)
     bad = non_finite_tensors(state)
+    previous = latest_checkpoint(directory)
     if bad:
-        newest = latest_checkpoint(directory)
         raise TrainingDiverged(
             f"checkpoint at iteration {step} not written: {len(bad)} tensors hold NaN or infinity "
             f"({', '.join(bad[:3])}{', ...' if len(bad) > 3 else ''}); "
-            + (f"the newest checkpoint is {newest}" if newest else "there is no checkpoint yet")
+            + (f"the newest checkpoint is {previous}" if previous else "there is no checkpoint yet")
         )
     directory.mkdir(parents=True, exist_ok=True)
     for stray in directory.glob("checkpoint_*.pt.tmp"):
         stray.unlink()
     final = directory / checkpoint_name(step)
     temporary = final.with_name(final.name + ".tmp")
-    try:
-        with open(temporary, "wb") as handle:
-            torch.save(state, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, final)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
+    kept = f"the previous checkpoint {previous} is intact; " if previous else "there is no checkpoint yet; "
+    with reporting_full_disk("checkpoint", final, state_bytes(state), kept):
+        try:
+            with open(temporary, "wb") as handle:
+                torch.save(state, handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temporary, final)
+        except BaseException:
+            temporary.unlink(missing_ok=True)
+            raise
     for old in list_checkpoints(directory)[:-keep]:
         old.unlink()
     return final

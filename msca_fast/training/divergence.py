@@ -16,6 +16,8 @@ from collections.abc import Iterable, Mapping
 import torch
 from torch import Tensor, nn
 
+from msca_fast.training.state_tensors import named_tensors
+
 
 class TrainingDiverged(RuntimeError):
     """The run stopped because its losses or weights are no longer finite; the message is one
@@ -77,24 +79,14 @@ class BufferSnapshot:
                 torch._foreach_copy_(self.buffers, self.copies)
 
 
-def non_finite_tensors(state: object, prefix: str = "") -> list[str]:
-    """The dotted names of the floating-point tensors anywhere in ``state`` (nested dicts and
-    lists, as a checkpoint holds them) that contain NaN or infinity; one host read a device."""
+def non_finite_tensors(state: object) -> list[str]:
+    """The dotted names of the floating-point tensors anywhere in ``state`` (a checkpoint's
+    nested dicts and lists) that hold NaN or infinity, sorted; one host read a device."""
     flags: dict[torch.device, tuple[list[str], list[Tensor]]] = {}
-
-    def visit(value: object, name: str) -> None:
-        if isinstance(value, Tensor):
-            if value.is_floating_point() or value.is_complex():
-                names, finite = flags.setdefault(value.device, ([], []))
-                names.append(name)
-                finite.append(torch.isfinite(value).all())
-        elif isinstance(value, Mapping):
-            for key, item in value.items():
-                visit(item, f"{name}.{key}" if name else str(key))
-        elif isinstance(value, (list, tuple)):
-            for index, item in enumerate(value):
-                visit(item, f"{name}.{index}" if name else str(index))
-
-    visit(state, prefix)
+    for name, tensor in named_tensors(state):
+        if tensor.is_floating_point() or tensor.is_complex():
+            names, finite = flags.setdefault(tensor.device, ([], []))
+            names.append(name)
+            finite.append(torch.isfinite(tensor).all())
     bad = [n for names, finite in flags.values() for n, ok in zip(names, torch.stack(finite).tolist()) if not ok]
     return sorted(bad)

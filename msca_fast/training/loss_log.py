@@ -7,11 +7,14 @@ import os
 from pathlib import Path
 from typing import Any
 
+from msca_fast.training.disk_full import reporting_full_disk
+
 
 def append_row(path: Path, row: dict[str, Any]) -> None:
-    """Add ``row`` (which holds an "iteration") as the log's last line."""
-    with open(path, "a") as handle:
-        handle.write(json.dumps(row) + "\n")
+    """Add ``row`` (which holds an "iteration") as the log's last line (a full disk: DiskFull)."""
+    line = json.dumps(row) + "\n"
+    with reporting_full_disk("loss log", path, len(line)), open(path, "a") as handle:
+        handle.write(line)
 
 
 def truncate_after(path: Path, iteration: int) -> int:

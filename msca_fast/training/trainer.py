@@ -29,6 +29,7 @@ from msca_fast.training import frozen_vgg
 from msca_fast.training import loss_log
 from msca_fast.training.config import TrainConfig
 from msca_fast.training.data import batches_per_epoch, build_pairs, epoch_loader, fixed_batch
+from msca_fast.training.disk_full import reporting_full_disk
 from msca_fast.training.distributed import DistInfo, all_mean, any_process, average_gradients, broadcast_from_main
 from msca_fast.training.divergence import BufferSnapshot, NonFiniteStreak, TrainingDiverged, describe, non_finite_names
 from msca_fast.training.ema import make_ema, update_ema
@@ -333,8 +334,9 @@ class Trainer:
         folder = self.out_dir / "samples"
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"iter_{self.iteration:08d}.png"
-        save_grid(grid, path)
-        save_grid(grid, folder / "latest.png")
+        for destination in (path, folder / "latest.png"):
+            with reporting_full_disk("samples", destination, grid.numel()):  # uncompressed: at most that
+                save_grid(grid, destination)
         if self.tensorboard is not None:
             self.tensorboard.add_image("samples", grid, self.iteration)
         return path
