@@ -6,6 +6,7 @@ rather than the raw label map.
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm
@@ -29,7 +30,27 @@ def conv3x3(in_channels: int, out_channels: int, padding_mode: str = "zeros") ->
     and unlike zero padding gives border pixels no different statistics at small scales."""
     if padding_mode not in PADDING_MODES:
         raise ValueError(f"padding_mode: expected one of {list(PADDING_MODES)}, got {padding_mode!r}")
-    return nn.Conv2d(in_channels, out_channels, 3, padding=1, padding_mode=padding_mode)
+    conv = EdgeReplicatingConv2d if padding_mode == "replicate" else nn.Conv2d
+    return conv(in_channels, out_channels, 3, padding=1, padding_mode=padding_mode)
+
+
+class EdgeReplicatingConv2d(nn.Conv2d):
+    """nn.Conv2d with padding=1, padding_mode="replicate" that also trains under torch.compile.
+
+    Inductor (torch 2.14) lays convolutions out channels-last and then passes a channels-last
+    gradient to ``aten.replication_pad2d_backward``, whose output strides no longer match what
+    its meta function promised: the compiled backward stops with "expected size 16==16, stride
+    1==4096 at dim=1 ... Error in op: torch.ops.aten.replication_pad2d_backward.default".
+    When compiling, the border is therefore built from slices (the same values; the backward
+    is a sum of slices, which compiles). Eager runs keep torch's padding kernel.
+    """
+
+    def _conv_forward(self, input: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+        if not torch.compiler.is_compiling():
+            return super()._conv_forward(input, weight, bias)
+        rows = torch.cat([input[..., :1, :], input, input[..., -1:, :]], dim=-2)
+        padded = torch.cat([rows[..., :1], rows, rows[..., -1:]], dim=-1)
+        return F.conv2d(padded, weight, bias, self.stride, 0, self.dilation, self.groups)
 
 
 class SPADE(nn.Module):
