@@ -79,12 +79,9 @@ class AblationConfig:
 
     def evaluation(self, run_dir: Path) -> EvalConfig:
         """The EvalConfig of the run in ``run_dir``: the training data set's evaluation images."""
-        t = self.train
         return EvalConfig(
-            checkpoint=str(run_dir), dataset=t.dataset, data_root=t.data_root, label_nc=t.label_nc,
-            dontcare_label=t.dontcare_label, filter_outdoor=t.filter_outdoor, on_corrupt=t.on_corrupt,
-            num_images=self.eval_num_images, size=self.eval_size, tasks=self.eval_tasks, metrics=self.eval_metrics,
-            strict=self.eval_strict, output_dir=str(run_dir / "eval"),
+            checkpoint=str(run_dir), data=self.train.data.replace(num_images=self.eval_num_images), size=self.eval_size,
+            tasks=self.eval_tasks, metrics=self.eval_metrics, strict=self.eval_strict, output_dir=str(run_dir / "eval"),
         )  # fmt: skip
 
 
@@ -112,7 +109,7 @@ def ablate(config: AblationConfig) -> dict[str, dict]:
     })  # fmt: skip
     print(table)
     print(f"wrote {out / 'ablation.md'} and {out / 'ablation.json'}")
-    if config.train.dataset == "synthetic":
+    if config.train.data.dataset == "synthetic":
         write_pictures(out, config)
     return results
 
