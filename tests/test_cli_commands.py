@@ -28,7 +28,7 @@ from msca_fast.training.trainer import model_config_for
 from tiny_run import train_tiny
 
 ROOT = Path(__file__).resolve().parents[1]
-COMMANDS = {"train.py": train_cli, "evaluate": evaluate, "synthesize": synthesize, "ablation": ablation}
+COMMANDS = {"train.py": train_cli, "evaluate": evaluate, "synthesize": synthesize, "ablation": ablation, "demo": demo}
 
 # A value other than the cpu-demo preset's for every model option, as train.py arguments.
 MODEL_ARGUMENTS = {
@@ -144,7 +144,9 @@ def test_checkpoints_whose_train_config_holds_model_options_still_resume(tmp_pat
 def test_every_command_has_the_same_shape(name, capsys):
     module = COMMANDS[name]
     parser = module.build_parser()
-    assert isinstance(parser, argparse.ArgumentParser) and callable(module.config_from_args)
+    assert isinstance(parser, argparse.ArgumentParser) and cli.short_name(parser.prog) == name
+    assert name == "demo" or callable(module.config_from_args)  # the demo has no config, only --out
+    assert module.__name__ == ("msca_fast.train" if name == "train.py" else f"msca_fast.{name}")  # one place
     assert module.main(["--help"]) == 0
     assert "--debug" in capsys.readouterr().out
     assert module.main(["--no-such-option"]) == 2

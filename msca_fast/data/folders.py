@@ -143,9 +143,10 @@ class LabeledImageFolder(Dataset):
         return f"class ids must be < num_classes (--label-nc {self.num_classes})"
 
     def _load(self, sample: Sample) -> dict[str, Tensor | str]:
-        image = load_image(sample.image, self.size)
+        size = (self.size, self.size)
+        image = load_image(sample.image, size)
         raw = load_label_ids(sample.label)  # full resolution: a resize could hide a bad pixel
-        label = resize_label_ids(self.to_class_ids(raw, sample.label), self.size)
+        label = resize_label_ids(self.to_class_ids(raw, sample.label), size)
         return {"image": image, "label": label, "name": sample.name}
 
     def _skip(self, name: str, error: CorruptFileError) -> None:
