@@ -41,7 +41,7 @@ def main() -> None:
                 args.preset, output_dir=out, msca_backend=backend, vgg_weights="random", num_images=64, device="cpu"
             )
             torch.manual_seed(0)
-            images = SyntheticScenes(num_images=cfg.num_images, size=cfg.load_size, seed=0)
+            images = SyntheticScenes(num_images=cfg.data.num_images, size=cfg.load_size, seed=0)
             trainers[backend] = Trainer(cfg, DistInfo(), torch.device("cpu"), images)
         cfg = next(iter(trainers.values())).cfg
         batch = fixed_batch(build_pairs(cfg, images), cfg.batch_size)

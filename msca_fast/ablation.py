@@ -21,11 +21,11 @@ import argparse
 import dataclasses
 import sys
 
+from msca_fast import train as train_command
 from msca_fast.cli import default_text, new_parser, options_of, run_command
 from msca_fast.evaluation.ablation import VARIANTS, AblationConfig, ablate
 from msca_fast.evaluation.tasks import TASKS
 from msca_fast.metrics.suite import METRIC_NAMES
-from msca_fast.training import cli as train_cli
 
 PROG = "python -m msca_fast.ablation"
 # train.py's options that the ablation sets per variant (argparse destinations).
@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     own.add_argument("--eval-tasks", nargs="+", choices=TASKS, help="default: every task the data set allows")
     own.add_argument("--eval-metrics", nargs="+", choices=METRIC_NAMES, help=default("eval_metrics"))
     own.add_argument("--eval-strict", action="store_true", help="fail when a metric's pretrained network is missing")
-    train_cli.add_training_arguments(p, skip=PER_VARIANT)
+    train_command.add_training_arguments(p, skip=PER_VARIANT)
     return p
 
 
@@ -55,7 +55,7 @@ def config_from_args(args: argparse.Namespace) -> AblationConfig:
     """The parsed options -> the AblationConfig, the train.py options becoming its ``train``."""
     values = options_of(args)
     own = {f.name: values.pop(f.name) for f in dataclasses.fields(AblationConfig) if f.name in values}
-    return AblationConfig(train=train_cli.config_from_args(argparse.Namespace(**values)), **own)
+    return AblationConfig(train=train_command.config_from_args(argparse.Namespace(**values)), **own)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,11 +1,13 @@
 """The shape every msca-fast command line shares: a thin argparse parser over a plain function.
 
-Each command module (``train.py`` -> :mod:`msca_fast.training.cli`, :mod:`msca_fast.evaluate`,
-:mod:`msca_fast.synthesize`, :mod:`msca_fast.ablation`) has ``build_parser()``,
-``config_from_args(args)`` (the parsed options -> the function's config) and ``main(argv)``,
-which is :func:`run_command` over the plain function (``train(config)``, ``evaluate(config)``,
-``synthesis.commands.run(command, config, ...)``, ``ablate(config)``). Python code calls those
-functions with configs directly.
+Every command is a module at the package top, ``msca_fast/<command>.py``: :mod:`msca_fast.train`
+(also run by the repository's ``train.py``), :mod:`msca_fast.evaluate`,
+:mod:`msca_fast.synthesize`, :mod:`msca_fast.ablation` and :mod:`msca_fast.demo`. Each has
+``build_parser()``, ``config_from_args(args)`` (the parsed options -> the function's config;
+the demo has no config) and ``main(argv)``, which is :func:`run_command` over the plain
+function (``train(config)``, ``evaluate(config)``, ``synthesis.commands.synthesize_files(command,
+config, ...)``, ``ablate(config)``, ``demo.run(out_dir)``). Python code calls those functions
+with configs directly.
 
 :func:`run_command` decides what an error looks like, for every command alike:
 
@@ -15,7 +17,7 @@ functions with configs directly.
 * anything else: ``<name>: error: unexpected <type>: <message> (rerun with --debug for the
   traceback)``, exit code 1; with ``--debug`` the exception propagates.
 
-``<name>`` is the command's short name: ``train.py``, ``evaluate``, ``synthesize``, ``ablation``.
+``<name>`` is the command's short name: ``train.py``, ``evaluate``, ``synthesize``, ``ablation``, ``demo``.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""A short demonstration of the MSCA op: ``python -m msca_fast.demo [--out DIR]``.
+"""``python -m msca_fast.demo [--out DIR]``: a short demonstration of the MSCA op.
 
 1. Style transfer by hand-set attention: the exemplar is a coloured picture with a label
    map; phi attends to each label's region, psi routes each target pixel to its label's
@@ -12,17 +12,21 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 
 import numpy as np
 import torch
-from PIL import Image
 
 from msca_fast import reference
 from msca_fast.backends import backend_reasons, registered_backends
+from msca_fast.cli import new_parser, run_command
 from msca_fast.models.labels import one_hot
 from msca_fast.ops import msca
 from msca_fast.validation import validate_msca
+from msca_fast.visuals import save_picture
+
+PROG = "python -m msca_fast.demo"
 
 # Four classes: sky, water, grass, sand; their colours in the exemplar.
 _EXEMPLAR_COLOURS = torch.tensor(
@@ -64,7 +68,6 @@ def style_transfer_demo(out_dir: str, size: int = 128) -> float:
     expected = _EXEMPLAR_COLOURS[target_labels].permute(2, 0, 1)[None]
     error = (out - expected).abs().mean().item()
 
-    os.makedirs(out_dir, exist_ok=True)
     panels = [
         _to_image(exemplar),
         _PALETTE[exemplar_labels.numpy()],
@@ -74,7 +77,7 @@ def style_transfer_demo(out_dir: str, size: int = 128) -> float:
     gap = np.full((size, 4, 3), 255, dtype=np.uint8)
     strip = np.concatenate([p for panel in panels for p in (panel, gap)][:-1], axis=1)
     path = os.path.join(out_dir, "msca_style_transfer.png")
-    Image.fromarray(strip).save(path)
+    save_picture(torch.from_numpy(strip).permute(2, 0, 1), path)
     print(f"style transfer by attention: mean colour error {error:.4f}; picture: {path}")
     print("  (exemplar | exemplar labels | target labels | MSCA output)")
     return error
@@ -118,14 +121,23 @@ def backend_demo() -> None:
               f"forward+backward {both * 1e3:7.1f} ms")
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser() -> argparse.ArgumentParser:
+    parser = new_parser(PROG, __doc__)
     parser.add_argument("--out", default="demo_output", help="folder for the demo picture (default: demo_output)")
-    args = parser.parse_args(argv)
-    style_transfer_demo(args.out)
+    return parser
+
+
+def run(out_dir: str) -> None:
+    """The whole demonstration: the style transfer into ``out_dir``, then the backends."""
+    style_transfer_demo(out_dir)
     backend_demo()
     print("\nnext: `python -m pytest tests` for the tests, `pytest benchmarks/ --benchmark-only` for benchmarks")
 
 
+def main(argv: list[str] | None = None) -> int:
+    """Exit code: 0 done, 2 bad options or an unwritable folder, 130 stopped by Ctrl-C, 1 anything else."""
+    return run_command(build_parser(), argv, lambda args: run(args.out))
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -16,8 +16,8 @@ import argparse
 import sys
 
 from msca_fast.cli import default_text, new_parser, options_of, run_command
-from msca_fast.data.catalog import DATASETS, ON_CORRUPT
-from msca_fast.evaluation.config import EvalConfig
+from msca_fast.data.catalog import add_dataset_arguments, dataset_options_from
+from msca_fast.evaluation.config import DEFAULT_DATA, EvalConfig
 from msca_fast.evaluation.run import Evaluation, evaluate
 from msca_fast.evaluation.tasks import TASKS
 from msca_fast.metrics.suite import METRIC_NAMES
@@ -34,14 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p.add_argument("--checkpoint", required=True, help="a checkpoint file or a training run folder (its newest)")
     data = p.add_argument_group("evaluation images")
-    data.add_argument("--dataset", choices=DATASETS, help=default("dataset"))
-    data.add_argument("--data-root")
-    data.add_argument("--label-nc", type=int, help="folder data set: number of classes")
-    data.add_argument("--dontcare-label", type=int, help="folder data set: this id becomes an extra class")
-    data.add_argument("--filter-outdoor", action="store_true", help="COCO-Stuff: the paper's outdoor filter")
-    data.add_argument("--on-corrupt", choices=ON_CORRUPT, help=f"unreadable files ({default('on_corrupt')})")
+    add_dataset_arguments(data, DEFAULT_DATA)
     data.add_argument("--split", help=f"real data sets: the split evaluated ({default('split')})")
-    data.add_argument("--num-images", type=int, help=default("num_images"))
     data.add_argument("--seed", type=int, help=f"synthetic scenes: their seed ({default('seed')}; training uses 0)")
     data.add_argument("--size", type=int, help=f"evaluation resolution, square ({default('size')})")
     run = p.add_argument_group("tasks and metrics")
@@ -61,8 +55,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(args: argparse.Namespace) -> EvalConfig:
-    """The parsed options -> the EvalConfig (the options are its fields, one for one)."""
-    return EvalConfig(**options_of(args))
+    """The parsed options -> the EvalConfig (the options are its fields, one for one, the
+    data-set options those of its ``data``)."""
+    values = options_of(args)
+    return EvalConfig(data=dataset_options_from(values, DEFAULT_DATA), **values)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,13 +1,16 @@
 """Low-level pictures shared by training, synthesis, evaluation and the data sets: class
-colours for label maps, and sample grids (target label | exemplar | output | ground truth,
-one row per sample). Images are in [-1,1] unless a function says otherwise."""
+colours for label maps, sample grids (target label | exemplar | output | ground truth, one
+row per sample), and the one writer of picture files (:func:`save_picture`). Images are in
+[-1,1] unless a function says otherwise."""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import torch
 import torchvision
+from PIL import Image
 from torch import Tensor
 
 
@@ -52,9 +55,27 @@ def sample_grid(
     return torchvision.utils.make_grid((tiles.clamp(-1, 1) + 1) / 2, nrow=len(columns), padding=2, pad_value=1.0)
 
 
+def save_picture(image: Tensor, path: str | os.PathLike, value_range: tuple[float, float] = (-1.0, 1.0)) -> Path:
+    """Writes an RGB picture (3,H,W) or (1,3,H,W) to ``path`` (format from the suffix; the folder
+    is made) and returns the path. uint8 pixels are written as they are; floating-point ones are
+    in ``value_range`` (clamped to it): [-1,1] for images, (0, 1) for :func:`sample_grid`'s grids."""
+    if image.dim() == 4 and image.shape[0] == 1:
+        image = image[0]
+    if image.dim() != 3 or image.shape[0] != 3:
+        raise ValueError(f"save_picture: expected an RGB image (3, H, W), got shape {tuple(image.shape)}")
+    image = image.detach().cpu()
+    if image.dtype != torch.uint8:
+        low, high = value_range
+        image = ((image.float().clamp(low, high) - low) * (255 / (high - low))).round().to(torch.uint8)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(image.permute(1, 2, 0).contiguous().numpy()).save(path)  # (H,W,3) uint8 -> RGB
+    return path
+
+
 def save_grid(grid: Tensor, path: str | os.PathLike) -> None:
-    """Writes a (3,H,W) image in [0,1] (as :func:`sample_grid` makes) to ``path``."""
-    torchvision.utils.save_image(grid, path)
+    """Writes a (3,H,W) grid in [0,1], as :func:`sample_grid` makes, with :func:`save_picture`."""
+    save_picture(grid, path, value_range=(0.0, 1.0))
 
 
 def to_uint8(image: Tensor) -> Tensor:

@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from msca_fast.training import trainer as trainer_module
-from msca_fast.training.cli import main as train_main
+from msca_fast.train import main as train_main
 
 MODELS = ("generator", "head", "discriminator")  # the Trainer attributes recorded
 

@@ -20,11 +20,11 @@ from PIL import Image
 from torch import Tensor
 
 from model_helpers import tiny_generator
-from msca_fast.data.image_io import save_image
 from msca_fast.data.synthetic import NUM_CLASSES, SyntheticScenes
 from msca_fast.models.generator import Generator
 from msca_fast.training import frozen_vgg
 from msca_fast.training.checkpoint import save_checkpoint
+from msca_fast.visuals import save_picture
 
 SIZE = 32  # every scene and label map, square
 GREY_LEVEL = 1 / 127.5  # one step of an 8-bit PNG, in [-1, 1] units
@@ -83,7 +83,7 @@ def scene_files(folder: Path, count: int, seed: int = 3) -> SimpleNamespace:
     for i in range(count):
         item = scenes[i]
         Image.fromarray(item["label"].numpy().astype(np.uint8)).save(labels_dir / f"scene{i}.png")
-        save_image(item["image"], photos_dir / f"scene{i}.png")
+        save_picture(item["image"], photos_dir / f"scene{i}.png")
     return SimpleNamespace(
         labels_dir=labels_dir,
         photos_dir=photos_dir,

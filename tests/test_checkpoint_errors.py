@@ -12,7 +12,7 @@ import torch
 
 from msca_fast import evaluate
 from msca_fast.training import checkpoint as ckpt
-from msca_fast.training.cli import main as train_main
+from msca_fast.train import main as train_main
 from tiny_run import TINY_ARGS
 
 

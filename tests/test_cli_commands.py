@@ -13,21 +13,22 @@ from pathlib import Path
 import pytest
 import torch
 
-from msca_fast import ablation, cli, evaluate, synthesize
+from msca_fast import ablation, cli, demo, evaluate, synthesize
+from msca_fast import train as train_cli
+from msca_fast.data.catalog import DatasetOptions
 from msca_fast.evaluation.ablation import AblationConfig
 from msca_fast.evaluation.config import EvalConfig
 from msca_fast.models.config import ModelConfig
 from msca_fast.synthesis.commands import run_extrapolate, run_interpolate
 from msca_fast.synthesis.session import SynthesisConfig
 from msca_fast.training import checkpoint as ckpt
-from msca_fast.training import cli as train_cli
 from msca_fast.training.config import MODEL_OPTIONS, TrainConfig, make_config
 from msca_fast.training.interrupt import StopRequested
 from msca_fast.training.trainer import model_config_for
 from tiny_run import train_tiny
 
 ROOT = Path(__file__).resolve().parents[1]
-COMMANDS = {"train.py": train_cli, "evaluate": evaluate, "synthesize": synthesize, "ablation": ablation}
+COMMANDS = {"train.py": train_cli, "evaluate": evaluate, "synthesize": synthesize, "ablation": ablation, "demo": demo}
 
 # A value other than the cpu-demo preset's for every model option, as train.py arguments.
 MODEL_ARGUMENTS = {
@@ -100,7 +101,7 @@ def test_flat_options_reach_model_or_training_and_unknown_ones_are_named():
 def test_train_config_dict_leaves_the_model_to_model_config():
     saved = make_config("cpu-demo").to_dict()
     assert "model" not in saved and not set(MODEL_OPTIONS) & set(saved)
-    assert saved["dataset"] == "synthetic" and saved["patch_sizes"] == [64]
+    assert saved["data"] == DatasetOptions().to_dict() and saved["patch_sizes"] == [64]
 
 
 @pytest.mark.parametrize(
@@ -143,7 +144,9 @@ def test_checkpoints_whose_train_config_holds_model_options_still_resume(tmp_pat
 def test_every_command_has_the_same_shape(name, capsys):
     module = COMMANDS[name]
     parser = module.build_parser()
-    assert isinstance(parser, argparse.ArgumentParser) and callable(module.config_from_args)
+    assert isinstance(parser, argparse.ArgumentParser) and cli.short_name(parser.prog) == name
+    assert name == "demo" or callable(module.config_from_args)  # the demo has no config, only --out
+    assert module.__name__ == ("msca_fast.train" if name == "train.py" else f"msca_fast.{name}")  # one place
     assert module.main(["--help"]) == 0
     assert "--debug" in capsys.readouterr().out
     assert module.main(["--no-such-option"]) == 2
@@ -197,7 +200,8 @@ def test_ablation_builds_each_variant_from_one_train_config(tmp_path):
         k: v for k, v in config.train.to_dict().items() if k not in per_variant
     }
     evaluation = config.evaluation(tmp_path / "gap")
-    assert (evaluation.dataset, evaluation.label_nc, evaluation.dontcare_label, evaluation.size) == ("folder", 3, 255, 32)
+    assert evaluation.data == DatasetOptions("folder", data_root="d", label_nc=3, dontcare_label=255, num_images=100)
+    assert evaluation.size == 32
 
 
 @pytest.mark.parametrize("flag", ["--variant", "--lambda-global", "--resume"])

@@ -16,7 +16,8 @@ from torch.utils.data import DataLoader
 from msca_fast.data import scene_filter
 from msca_fast.data.class_names import COCO_STUFF_CLASS_NAMES
 from msca_fast.data.folders import ADE20K, CocoStuff, LabelFolder
-from msca_fast.data.image_io import CorruptFileError, load_image, load_label_ids, save_image
+from msca_fast.data.image_io import CorruptFileError, load_image, load_label_ids, resize_label_ids
+from msca_fast.visuals import save_picture, to_uint8
 
 HEIGHT, WIDTH = 20, 24
 SIZE = 32
@@ -334,10 +335,34 @@ def test_corrupt_file_error_survives_pickling(tmp_path):
 
 def test_image_round_trip_and_resize(tmp_path):
     image = torch.rand(3, HEIGHT, WIDTH) * 2 - 1
-    save_image(image, tmp_path / "out" / "x.png")
+    save_picture(image, tmp_path / "out" / "x.png")
     loaded = load_image(tmp_path / "out" / "x.png", None)
     assert loaded.shape == (3, HEIGHT, WIDTH) and (loaded - image).abs().max() <= 1 / 127.5
-    assert load_image(tmp_path / "out" / "x.png", SIZE).shape == (3, SIZE, SIZE)
+    assert load_image(tmp_path / "out" / "x.png", (SIZE, SIZE)).shape == (3, SIZE, SIZE)
+    assert load_image(tmp_path / "out" / "x.png", (16, 40)).shape == (3, 16, 40)  # (height, width)
+    with pytest.raises(ValueError, match=r"size: expected \(height, width\), two positive ints, got 32"):
+        load_image(tmp_path / "out" / "x.png", SIZE)
+
+
+def test_label_ids_resize_samples_the_pixel_under_each_centre():
+    ids = torch.arange(12).reshape(3, 4)
+    assert torch.equal(resize_label_ids(ids, (3, 4)), ids)
+    # rows: centres 0.25, 0.75, ... of 3 rows -> 0, 0, 1, 1, 2, 2; columns: centres 1 and 3 of 4
+    assert torch.equal(resize_label_ids(ids, (6, 2)), torch.tensor([[1, 3], [1, 3], [5, 7], [5, 7], [9, 11], [9, 11]]))
+    assert torch.equal(resize_label_ids(ids, (1, 1)), torch.tensor([[6]]))  # the centre (1.5, 2) is in row 1, column 2
+
+
+def test_one_picture_writer_for_images_grids_and_uint8(tmp_path):
+    image = torch.tensor([-1.0, 0.0, 1.0]).view(3, 1, 1).expand(3, 2, 5)
+    written = [
+        save_picture(image, tmp_path / "signed.png"),
+        save_picture((image + 1) / 2, tmp_path / "grid.png", value_range=(0.0, 1.0)),
+        save_picture(to_uint8(image)[None], tmp_path / "sub" / "bytes.png"),
+    ]
+    for path in written:
+        assert np.asarray(Image.open(path)).tolist() == [[[0, 128, 255]] * 5] * 2
+    with pytest.raises(ValueError, match="save_picture: expected an RGB image"):
+        save_picture(torch.zeros(2, 2), tmp_path / "x.png")
 
 
 def test_palette_label_maps_give_raw_ids_and_colour_maps_are_refused(tmp_path):
@@ -346,7 +371,7 @@ def test_palette_label_maps_give_raw_ids_and_colour_maps_are_refused(tmp_path):
     palette.putpalette(np.random.default_rng(0).integers(0, 256, 768, dtype=np.uint8).tolist())
     palette.save(tmp_path / "p.png")
     assert torch.equal(load_label_ids(tmp_path / "p.png", None), torch.from_numpy(ids).long())
-    assert load_label_ids(tmp_path / "p.png", SIZE).shape == (SIZE, SIZE)
+    assert load_label_ids(tmp_path / "p.png", (SIZE, SIZE)).shape == (SIZE, SIZE)
     Image.fromarray(np.zeros((HEIGHT, WIDTH, 3), np.uint8)).save(tmp_path / "rgb.png")
     with pytest.raises(ValueError, match=re.escape(str(tmp_path / "rgb.png")) + ".*PIL mode 'RGB'"):
         load_label_ids(tmp_path / "rgb.png", None)

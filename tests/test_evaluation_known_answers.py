@@ -15,6 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from msca_fast import evaluate as evaluate_cli
+from msca_fast.data.catalog import DatasetOptions
 from msca_fast.data.synthetic import NUM_CLASSES, SyntheticScenes
 from msca_fast.evaluation.config import DEFAULT_SEED, EvalConfig
 from msca_fast.evaluation.run import evaluate, run_task
@@ -202,8 +203,8 @@ def stand_in_checkpoints(monkeypatch):
 
 def test_evaluate_gives_the_perfect_generators_scores(scenes, tmp_path, stand_in_checkpoints):
     tasks = ("duplicate", "mirror", "style-transfer")
-    config = EvalConfig(checkpoint="stand-in", num_images=6, size=16, tasks=tasks, metrics=("psnr",), batch_size=4,
-                        rows=1, output_dir=str(tmp_path / "eval"), device="cpu")  # fmt: skip
+    config = EvalConfig(checkpoint="stand-in", data=DatasetOptions(num_images=6), size=16, tasks=tasks,
+                        metrics=("psnr",), batch_size=4, rows=1, output_dir=str(tmp_path / "eval"), device="cpu")  # fmt: skip
     results = evaluate(config).results
     dataset, (images, labels, names) = scenes
     duplicate, mirror = results["duplicate"], results["mirror"]

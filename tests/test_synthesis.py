@@ -14,18 +14,24 @@ from PIL import Image
 
 import msca_fast.synthesize as cli
 from msca_fast import synthesis
-from msca_fast.data.image_io import load_image, save_image
+from msca_fast.data.image_io import load_image
 from msca_fast.data.synthetic import SyntheticScenes
 from msca_fast.models.alignment import GAPAlignment
 from msca_fast.models.labels import one_hot
-from msca_fast.synthesis.figures import grid_size
+from msca_fast.synthesis.figures import PADDING
 from msca_fast.training.checkpoint import load_checkpoint, load_generator
+from msca_fast.visuals import save_picture
 from tiny_run import tiny_checkpoint
 
 pytestmark = pytest.mark.usefixtures("load_each_checkpoint_once")
 
 SIZE = 32  # the tiny model's training size
 NUM_CLASSES = 12
+
+
+def grid_size(rows: int, columns: int, tile: tuple[int, int]) -> tuple[int, int]:
+    """(H', W') of a rows x columns figure of ``tile``-sized tiles: PADDING around and between them."""
+    return rows * (tile[0] + PADDING) + PADDING, columns * (tile[1] + PADDING) + PADDING
 
 
 def _save_label(ids: np.ndarray, path: Path) -> Path:
@@ -51,7 +57,7 @@ def files(tmp_path_factory) -> SimpleNamespace:
     for i in range(4):
         item = scenes[i]
         _save_label(item["label"].numpy(), root / "labels" / f"scene{i}.png")
-        save_image(item["image"], root / "photos" / f"scene{i}.png")
+        save_picture(item["image"], root / "photos" / f"scene{i}.png")
     label = lambda i: root / "labels" / f"scene{i}.png"  # noqa: E731
     photo = lambda i: root / "photos" / f"scene{i}.png"  # noqa: E731
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
-from msca_fast.training.cli import main
+from msca_fast.train import main
 
 # 64x64 loads, 32x32 patches and global images, a narrow model, a random VGG.
 TINY_ARGS = [

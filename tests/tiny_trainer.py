@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from msca_fast.training.cli import build_parser, config_from_args
+from msca_fast.train import build_parser, config_from_args
 from msca_fast.training.data import build_image_dataset, fixed_batch
 from msca_fast.training.distributed import DistInfo
 from msca_fast.training.losses_step import Batch

@@ -59,7 +59,7 @@ def run(backend: str, preset: str, device: torch.device, warmup: int, iterations
         cfg = make_config(preset, output_dir=out_dir, msca_backend=backend, vgg_weights="random",
                           num_images=num_images, workers=0, num_samples=1)  # fmt: skip
         torch.manual_seed(cfg.seed)
-        images = SyntheticScenes(num_images=cfg.num_images, size=cfg.load_size, seed=0)
+        images = SyntheticScenes(num_images=cfg.data.num_images, size=cfg.load_size, seed=0)
         trainer = Trainer(cfg, DistInfo(), device, images)
         batch = trainer.to_batch(fixed_batch(build_pairs(cfg, images), cfg.batch_size))
         _sync(device)

@@ -12,6 +12,10 @@ https://github.com/CSAILVision/sceneparsing; PNG value v (1..150) is id v-1, 150
 
 from __future__ import annotations
 
+# The value COCO-Stuff's label maps store for unlabeled pixels; the loader makes it the last
+# class (182), and synthesis from COCO-Stuff label files does the same.
+COCO_STUFF_DONTCARE = 255
+
 COCO_STUFF_THING_IDS = range(0, 91)
 
 COCO_STUFF_CLASS_NAMES: tuple[str, ...] = (
@@ -40,7 +44,7 @@ COCO_STUFF_CLASS_NAMES: tuple[str, ...] = (
     "structural-other", "table", "tent", "textile-other", "towel", "tree", "vegetable",
     "wall-brick", "wall-concrete", "wall-other", "wall-panel", "wall-stone", "wall-tile",
     "wall-wood", "water-other", "waterdrops", "window-blind", "window-other", "wood",
-    # PNG value 255, mapped to 182
+    # PNG value COCO_STUFF_DONTCARE, mapped to 182
     "unlabeled",
 )
 

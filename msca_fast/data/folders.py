@@ -50,6 +50,7 @@ from msca_fast.checks import MIN_SIDE
 from msca_fast.data.class_names import (
     ADE20K_CLASS_NAMES,
     COCO_STUFF_CLASS_NAMES,
+    COCO_STUFF_DONTCARE,
     COCO_STUFF_INDOOR_STUFF_IDS,
     generic_class_names,
 )
@@ -142,9 +143,10 @@ class LabeledImageFolder(Dataset):
         return f"class ids must be < num_classes (--label-nc {self.num_classes})"
 
     def _load(self, sample: Sample) -> dict[str, Tensor | str]:
-        image = load_image(sample.image, self.size)
+        size = (self.size, self.size)
+        image = load_image(sample.image, size)
         raw = load_label_ids(sample.label)  # full resolution: a resize could hide a bad pixel
-        label = resize_label_ids(self.to_class_ids(raw, sample.label), self.size)
+        label = resize_label_ids(self.to_class_ids(raw, sample.label), size)
         return {"image": image, "label": label, "name": sample.name}
 
     def _skip(self, name: str, error: CorruptFileError) -> None:
@@ -153,7 +155,8 @@ class LabeledImageFolder(Dataset):
 
 
 class CocoStuff(LabeledImageFolder):
-    """COCO-Stuff 164K (stuff+thing maps): 182 classes + don't-care 182 (PNG value 255); num_classes 183.
+    """COCO-Stuff 164K (stuff+thing maps): 182 classes + don't-care 182 (PNG value
+    :data:`COCO_STUFF_DONTCARE`); num_classes 183.
 
     ``filter_outdoor=True`` keeps the images whose things cover < ``max_thing_fraction`` and
     whose indoor stuff classes (``class_names.COCO_STUFF_INDOOR_STUFF_NAMES``) cover
@@ -183,16 +186,19 @@ class CocoStuff(LabeledImageFolder):
         image_dir, label_dir = _find_layout(self, self.split, self.LAYOUTS)
         self.num_classes = len(COCO_STUFF_CLASS_NAMES)
         self.class_names = list(COCO_STUFF_CLASS_NAMES)
-        self.raw_to_class = torch.full((256,), -1, dtype=torch.long)
+        self.raw_to_class = torch.full((COCO_STUFF_DONTCARE + 1,), -1, dtype=torch.long)
         self.raw_to_class[:182] = torch.arange(182)
-        self.raw_to_class[255] = 182
+        self.raw_to_class[COCO_STUFF_DONTCARE] = 182
         self.samples = _pair_by_stem(self, image_dir, label_dir)
         if filter_outdoor:
             cache = cache_file_for(cache_dir or default_cache_dir(), self.root, self.split)
             self.samples = self._outdoor_samples(cache, max_thing_fraction, max_indoor_fraction, indoor_ids)
 
     def _label_hint(self) -> str:
-        return "COCO-Stuff stuffthingmaps hold ids 0..181 and 255 (unlabeled); is this the right annotation folder?"
+        return (
+            f"COCO-Stuff stuffthingmaps hold ids 0..181 and {COCO_STUFF_DONTCARE} (unlabeled); "
+            "is this the right annotation folder?"
+        )
 
     def _outdoor_samples(
         self, cache: Path, max_thing: float, max_indoor: float, indoor_ids: Sequence[int]

@@ -1,7 +1,9 @@
-"""Reading and writing images and label maps as tensors.
+"""Reading images and label maps as tensors, and the one resize of each.
 
 Images are RGB float32 tensors (3,H,W) in [-1, 1]; label maps are int64 tensors (H,W) of the
 raw ids stored in the file (what the ids mean is the data set's business, see ``folders``).
+Sizes are (height, width). Photos are resized as they are read (:func:`load_image`), label
+ids by :func:`resize_label_ids`; pictures are written by :func:`msca_fast.visuals.save_picture`.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ _ID_MODES = ("L", "P", "I", "I;16", "I;16B", "I;16L", "I;16N", "1")
 # What PIL raises for a truncated, garbled or unsupported file.
 _READ_ERRORS = (OSError, SyntaxError, ValueError, UnidentifiedImageError, Image.DecompressionBombError)
 
+Size = tuple[int, int]  # (height, width)
+
 
 class CorruptFileError(ValueError):
     """A file that exists in the data set but cannot be decoded (or cannot be opened)."""
@@ -34,17 +38,20 @@ class CorruptFileError(ValueError):
         return type(self), (self.path, self.reason)
 
 
-def load_image(path: str | os.PathLike, size: int | None = None) -> Tensor:
-    """An image file -> (3,H,W) float32 RGB in [-1, 1]; (3,size,size) when ``size`` is given.
+def load_image(path: str | os.PathLike, size: Size | None = None) -> Tensor:
+    """An image file -> (3,H,W) float32 RGB in [-1, 1]; (3,*size) when ``size`` (h, w) is given.
 
-    The resize is bicubic (with PIL's antialiasing when shrinking) and ignores the aspect ratio.
-    Raises :class:`CorruptFileError` when the file cannot be opened or decoded.
+    The resize, the one for photos, is bicubic (with PIL's antialiasing when shrinking) and
+    ignores the aspect ratio. Raises :class:`CorruptFileError` when the file cannot be opened
+    or decoded.
     """
+    if size is not None:
+        height, width = _checked_size(size)
     try:
         with Image.open(path) as file:
             image = file.convert("RGB")  # decodes the whole file: truncation surfaces here
         if size is not None:
-            image = image.resize((size, size), Image.Resampling.BICUBIC)
+            image = image.resize((width, height), Image.Resampling.BICUBIC)  # PIL: (width, height)
     except _READ_ERRORS as error:
         raise CorruptFileError(path, _describe(error)) from error
     # numpy rather than torch: small element-wise ops stay single-threaded and fast
@@ -52,10 +59,10 @@ def load_image(path: str | os.PathLike, size: int | None = None) -> Tensor:
     return torch.from_numpy(np.ascontiguousarray(pixels))
 
 
-def load_label_ids(path: str | os.PathLike, size: int | None = None) -> Tensor:
-    """A single-channel or palette PNG -> (H,W) int64 raw ids; (size,size) when ``size`` is given.
+def load_label_ids(path: str | os.PathLike, size: Size | None = None) -> Tensor:
+    """A single-channel or palette PNG -> (H,W) int64 raw ids; ``size`` (h, w) when given.
 
-    The resize is nearest-neighbour (sampling at pixel centres) so ids are never blended.
+    The resize is :func:`resize_label_ids`'s.
     Raises :class:`CorruptFileError` when the file cannot be opened or decoded, and
     ``ValueError`` when it decodes to a colour image (ids must be stored one per pixel).
     """
@@ -76,23 +83,23 @@ def load_label_ids(path: str | os.PathLike, size: int | None = None) -> Tensor:
     return labels if size is None else resize_label_ids(labels, size)
 
 
-def save_image(image: Tensor, path: str | os.PathLike) -> None:
-    """Writes an RGB image (3,H,W) or (1,3,H,W) in [-1, 1] (clamped) to ``path``; format from the suffix."""
-    if image.dim() == 4 and image.shape[0] == 1:
-        image = image[0]
-    if image.dim() != 3 or image.shape[0] != 3:
-        raise ValueError(f"save_image: expected an RGB image (3, H, W) in [-1, 1], got shape {tuple(image.shape)}")
-    pixels = image.detach().float().cpu().clamp(-1.0, 1.0).add(1.0).mul(127.5).round().to(torch.uint8)
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(pixels.permute(1, 2, 0).contiguous().numpy()).save(path)  # (H,W,3) uint8 -> RGB
-
-
-def resize_label_ids(labels: Tensor, size: int) -> Tensor:
-    """Nearest-neighbour resize (H,W) -> (size,size): each output pixel takes the input pixel under its centre."""
+def resize_label_ids(labels: Tensor, size: Size) -> Tensor:
+    """Nearest-neighbour resize of ids (H,W) -> ``size`` (h, w): each output pixel takes the input
+    pixel under its centre, so ids are never blended."""
+    out_height, out_width = _checked_size(size)
     height, width = labels.shape
-    rows = np.minimum(((np.arange(size) + 0.5) * (height / size)).astype(np.int64), height - 1)
-    cols = np.minimum(((np.arange(size) + 0.5) * (width / size)).astype(np.int64), width - 1)
+    if (height, width) == (out_height, out_width):
+        return labels
+    rows = np.minimum(((np.arange(out_height) + 0.5) * (height / out_height)).astype(np.int64), height - 1)
+    cols = np.minimum(((np.arange(out_width) + 0.5) * (width / out_width)).astype(np.int64), width - 1)
     return torch.from_numpy(labels.numpy()[rows[:, None], cols[None, :]])
+
+
+def _checked_size(size: Size) -> Size:
+    if not (isinstance(size, (tuple, list)) and len(size) == 2
+            and all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in size)):  # fmt: skip
+        raise ValueError(f"size: expected (height, width), two positive ints, got {size!r}")
+    return int(size[0]), int(size[1])
 
 
 def _describe(error: BaseException) -> str:

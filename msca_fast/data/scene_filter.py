@@ -24,11 +24,10 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from msca_fast.data.class_names import COCO_STUFF_INDOOR_STUFF_IDS, COCO_STUFF_THING_IDS
+from msca_fast.data.class_names import COCO_STUFF_DONTCARE, COCO_STUFF_INDOOR_STUFF_IDS, COCO_STUFF_THING_IDS
 from msca_fast.data.image_io import CorruptFileError, load_label_ids
 
-COCO_STUFF_BINS = 183  # PNG values 0..181, then 255 (unlabeled) in bin 182
-_UNLABELED_PNG_VALUE = 255
+COCO_STUFF_BINS = 183  # PNG values 0..181, then COCO_STUFF_DONTCARE (unlabeled) in bin 182
 _QUANT = 65535  # fractions are stored as uint16 multiples of 1/65535
 _CACHE_VERSION = 1
 _SAVE_EVERY = 4096  # label maps read between cache writes, so an interrupted pass keeps its work
@@ -51,7 +50,8 @@ def class_fractions(
 ) -> tuple[dict[str, np.ndarray], dict[str, CorruptFileError]]:
     """Per-image class fractions {name: (183,) float32} for every name in ``label_paths``.
 
-    Bin i < 182 is the share of pixels with PNG value i, bin 182 that of value 255. Names
+    Bin i < 182 is the share of pixels with PNG value i, bin 182 that of value
+    :data:`~msca_fast.data.class_names.COCO_STUFF_DONTCARE`. Names
     missing from ``cache_file`` are read (with a progress bar) and added to it. Unreadable
     label maps are returned in the second dict, not cached, and read again next time.
     """
@@ -94,7 +94,7 @@ def _quantised_fractions(path: Path) -> np.ndarray | CorruptFileError:
     except CorruptFileError as error:
         return error
     counts = np.bincount(ids, minlength=256)
-    bins = np.concatenate([counts[: COCO_STUFF_BINS - 1], counts[_UNLABELED_PNG_VALUE : _UNLABELED_PNG_VALUE + 1]])
+    bins = np.concatenate([counts[: COCO_STUFF_BINS - 1], counts[COCO_STUFF_DONTCARE : COCO_STUFF_DONTCARE + 1]])
     # Values 182..254 are invalid in COCO-Stuff; they only count in the denominator here
     # (loading such an item raises).
     fractions = bins / max(ids.size, 1)

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from msca_fast.visuals import colorize, to_uint8
+from msca_fast.visuals import colorize, save_picture, to_uint8
 
 CLASS_NAMES: tuple[str, ...] = (
     "sky", "cloud", "mountain", "snow", "hill", "water", "sand", "grass", "tree", "road", "rock", "flower",
@@ -520,8 +520,6 @@ class SyntheticScenes(Dataset):
 def save_preview(path: str, n: int = 16, size: int = 256, seed: int = 0, columns: int = 8, style_rows: int = 3) -> str:
     """Write a PNG grid: ``n`` scenes (image above its label map), ``columns`` a row; then ``style_rows``
     rows of one layout's label map followed by that layout in 4 other images' styles. Returns ``path``."""
-    from PIL import Image
-
     _check_int("n", n, 1)
     _check_int("columns", columns, 5)
     _check_int("style_rows", style_rows, 0)
@@ -535,7 +533,7 @@ def save_preview(path: str, n: int = 16, size: int = 256, seed: int = 0, columns
         strip = [colorize_labels(render(layout, data.style(k), size, size)[1])]
         strip += [to_uint8(render(layout, data.style(n + 4 * k + j), size, size)[0]) for j in range(4)]
         rows.append(torch.cat(strip + [blank[:, :size]] * (columns - 5), 2))
-    Image.fromarray(torch.cat(rows, 1).permute(1, 2, 0).numpy()).save(path)
+    save_picture(torch.cat(rows, 1), path)
     return path
 
 

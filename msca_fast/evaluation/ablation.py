@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import NamedTuple
 
 import torch
-import torchvision
 
 from msca_fast.evaluation.comparison import comparison_grid, save_attention_figures
 from msca_fast.evaluation.config import DEFAULT_SEED, EvalConfig
@@ -25,6 +24,7 @@ from msca_fast.metrics.suite import METRIC_NAMES
 from msca_fast.training.checkpoint import load_generator
 from msca_fast.training.config import TrainConfig
 from msca_fast.training.run import train
+from msca_fast.visuals import save_grid
 
 
 class Variant(NamedTuple):
@@ -79,12 +79,9 @@ class AblationConfig:
 
     def evaluation(self, run_dir: Path) -> EvalConfig:
         """The EvalConfig of the run in ``run_dir``: the training data set's evaluation images."""
-        t = self.train
         return EvalConfig(
-            checkpoint=str(run_dir), dataset=t.dataset, data_root=t.data_root, label_nc=t.label_nc,
-            dontcare_label=t.dontcare_label, filter_outdoor=t.filter_outdoor, on_corrupt=t.on_corrupt,
-            num_images=self.eval_num_images, size=self.eval_size, tasks=self.eval_tasks, metrics=self.eval_metrics,
-            strict=self.eval_strict, output_dir=str(run_dir / "eval"),
+            checkpoint=str(run_dir), data=self.train.data.replace(num_images=self.eval_num_images), size=self.eval_size,
+            tasks=self.eval_tasks, metrics=self.eval_metrics, strict=self.eval_strict, output_dir=str(run_dir / "eval"),
         )  # fmt: skip
 
 
@@ -112,7 +109,7 @@ def ablate(config: AblationConfig) -> dict[str, dict]:
     })  # fmt: skip
     print(table)
     print(f"wrote {out / 'ablation.md'} and {out / 'ablation.json'}")
-    if config.train.dataset == "synthetic":
+    if config.train.data.dataset == "synthetic":
         write_pictures(out, config)
     return results
 
@@ -130,7 +127,7 @@ def write_pictures(out: Path, config: AblationConfig) -> None:
     )[:COMPARISON_ROWS]  # fmt: skip
     generators = {VARIANTS[v].label: load_generator(out / v) for v in config.variants}
     palette = torch.as_tensor(scenes.palette, dtype=torch.uint8)
-    torchvision.utils.save_image(comparison_grid(generators, samples, palette), out / "comparison.png")
+    save_grid(comparison_grid(generators, samples, palette), out / "comparison.png")
     print(f"wrote {out / 'comparison.png'} (columns: target label | exemplar | {' | '.join(generators)} | truth)")
     if "msca" in config.variants:
         paths = save_attention_figures(generators[VARIANTS["msca"].label], samples[0], palette, out / "attention")

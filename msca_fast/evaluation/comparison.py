@@ -5,14 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-import torchvision
 from torch import Tensor
 
 from msca_fast.evaluation.tasks import TaskSample
 from msca_fast.models.generator import Generator
 from msca_fast.models.labels import one_hot
 from msca_fast.synthesis.attention_figure import attention_figure
-from msca_fast.visuals import sample_grid
+from msca_fast.visuals import sample_grid, save_picture
 
 
 @torch.no_grad()
@@ -37,11 +36,8 @@ def save_attention_figures(g: Generator, sample: TaskSample, palette: Tensor, fo
     num_classes = g.config.num_classes
     c1 = one_hot(sample.target_label[None], num_classes)
     c2 = one_hot(sample.exemplar_label[None], num_classes)
-    folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for scale in scales:
         figure = attention_figure(g, c1, sample.exemplar_image[None], c2, scale, palette)
-        path = folder / f"attention_s{scale}.png"
-        torchvision.utils.save_image((figure.clamp(-1, 1) + 1) / 2, path)
-        paths.append(path)
+        paths.append(save_picture(figure, folder / f"attention_s{scale}.png"))
     return paths

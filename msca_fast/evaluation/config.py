@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from msca_fast.data.catalog import check_dataset_options
+from msca_fast.data.catalog import DatasetOptions
 from msca_fast.evaluation.tasks import TASKS
 from msca_fast.metrics.suite import METRIC_NAMES
 
 DEFAULT_SEED = 1000  # held-out synthetic scenes: no training run uses this seed
+DEFAULT_DATA = DatasetOptions(num_images=100)  # the evaluation images unless told otherwise
 
 
 @dataclass
 class EvalConfig:
     """checkpoint: a checkpoint file or a training run folder (its newest checkpoint).
-    dataset .. on_corrupt, split, num_images, seed: the evaluation images, opened by
+    data, split, seed: the evaluation images, opened by
         :func:`msca_fast.data.catalog.open_dataset` (synthetic scenes from ``seed``; real data
-        sets: the first ``num_images`` of ``split``).
+        sets: the first ``data.num_images`` of ``split``).
     size: the evaluation resolution (square). tasks: None for every task the data set allows.
     metrics: names from :data:`msca_fast.metrics.suite.METRIC_NAMES`.
     raw_weights: the raw generator instead of its EMA copy.
@@ -30,14 +31,8 @@ class EvalConfig:
     """
 
     checkpoint: str
-    dataset: str = "synthetic"
-    data_root: str | None = None
-    label_nc: int | None = None
-    dontcare_label: int | None = None
-    filter_outdoor: bool = False
-    on_corrupt: str = "skip"
+    data: DatasetOptions = field(default_factory=lambda: DEFAULT_DATA)
     split: str = "val"
-    num_images: int = 100
     seed: int = DEFAULT_SEED
     size: int = 256
     tasks: tuple[str, ...] | None = None
@@ -53,7 +48,8 @@ class EvalConfig:
     device: str = "auto"
 
     def __post_init__(self) -> None:
-        check_dataset_options(self.dataset, self.data_root, self.label_nc, self.on_corrupt)
+        if not isinstance(self.data, DatasetOptions):
+            raise TypeError(f"data: expected DatasetOptions, got {type(self.data).__name__}")
         if self.tasks is not None:
             self.tasks = tuple(self.tasks)
             unknown = [t for t in self.tasks if t not in TASKS]
@@ -63,7 +59,7 @@ class EvalConfig:
         unknown = [m for m in self.metrics if m not in METRIC_NAMES]
         if unknown or not self.metrics:
             raise ValueError(f"metrics: expected names from {list(METRIC_NAMES)}, got {list(self.metrics)}")
-        for name in ("num_images", "batch_size"):
+        for name in ("batch_size",):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: expected a positive int, got {getattr(self, name)}")
         if self.rows < 0:

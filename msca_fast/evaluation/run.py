@@ -42,15 +42,11 @@ def evaluate(config: EvalConfig) -> Evaluation:
 
     device = torch.device(config.device if config.device != "auto" else "cuda" if torch.cuda.is_available() else "cpu")
     generator = load_generator(config.checkpoint, ema=not config.raw_weights).to(device)
-    images = open_dataset(
-        config.dataset, size=config.size, split=config.split, data_root=config.data_root, label_nc=config.label_nc,
-        dontcare_label=config.dontcare_label, filter_outdoor=config.filter_outdoor, on_corrupt=config.on_corrupt,
-        num_images=config.num_images, seed=config.seed,
-    )  # fmt: skip
+    images = open_dataset(config.data, size=config.size, split=config.split, seed=config.seed)
     num_classes = generator.config.num_classes
     if images.num_classes != num_classes:
         raise ValueError(
-            f"--checkpoint: the model was trained with {num_classes} classes, the {config.dataset} data set "
+            f"--checkpoint: the model was trained with {num_classes} classes, the {config.data.dataset} data set "
             f"has {images.num_classes}; evaluate it on the data set it was trained on"
         )
     tasks = config.tasks or [t for t in TASKS if task_is_available(t, images) is None]
@@ -59,7 +55,7 @@ def evaluate(config: EvalConfig) -> Evaluation:
         if reason:
             raise ValueError(f"--tasks: {task!r} {reason}")
     suite, missing = open_metric_suite(config, device)  # the metric networks load once
-    count = min(config.num_images, len(images))
+    count = min(config.data.num_images, len(images))
     items = [images[i] for i in tqdm(range(count), desc="loading", leave=False)]
 
     out = Path(config.output_dir)
@@ -82,7 +78,7 @@ def evaluate(config: EvalConfig) -> Evaluation:
     files = (out / "results.md", out / "results.json", out / "index.html")
     files[0].write_text(table)
     write_json(files[1], {
-        "checkpoint": str(config.checkpoint), "dataset": config.dataset, "num_images": count, "size": config.size,
+        "checkpoint": str(config.checkpoint), "dataset": config.data.dataset, "num_images": count, "size": config.size,
         "ema": not config.raw_weights, "results": {Path(config.checkpoint).name: results}, "missing": missing,
     })  # fmt: skip
     write_html(files[2], f"msca-fast evaluation: {config.checkpoint}", table, html_rows)

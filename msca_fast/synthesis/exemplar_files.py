@@ -1,8 +1,9 @@
 """Exemplar photos and their label maps from files -> (x, c) for a given model.
 
-Sizes: with ``size`` both the photo (bicubic, antialiased) and its label map (nearest) are
-resized to it. Without it they must already agree: resizing only one of them would
-silently misalign the regions, so a mismatch is an error that suggests ``--exemplar-size``.
+Sizes: with ``size`` (h, w) both the photo and its label map are resized to it, as the data
+sets resize theirs (:mod:`msca_fast.data.image_io`: bicubic for the photo, nearest for the
+ids). Without it they must already agree: resizing only one of them would silently misalign
+the regions, so a mismatch is an error that suggests ``--exemplar-size``.
 """
 
 from __future__ import annotations
@@ -10,14 +11,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import torch.nn.functional as F
 from torch import Tensor
 
-from msca_fast.data.image_io import load_image
+from msca_fast.data.image_io import Size, load_image
 from msca_fast.synthesis.core import Exemplar
 from msca_fast.synthesis.errors import InputError
 from msca_fast.synthesis.exemplar_parser import Parser, run_exemplar_parser
-from msca_fast.synthesis.label_files import Size, check_side, ids_to_one_hot, read_ids
+from msca_fast.synthesis.label_files import check_side, ids_to_one_hot, read_ids
 
 
 def load_photo(path: str | os.PathLike, size: Size | None = None) -> Tensor:
@@ -26,12 +26,9 @@ def load_photo(path: str | os.PathLike, size: Size | None = None) -> Tensor:
     if not path.is_file():
         raise InputError(f"no such exemplar image {str(path)!r}")
     try:
-        image = load_image(path)[None]
+        return load_image(path, size)[None]
     except ValueError as error:  # CorruptFileError: names the file
         raise InputError(str(error)) from error
-    if size is not None and tuple(image.shape[-2:]) != tuple(size):
-        image = F.interpolate(image, size=size, mode="bicubic", align_corners=False, antialias=True).clamp(-1, 1)
-    return image
 
 
 def load_exemplar(

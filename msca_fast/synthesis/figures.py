@@ -54,8 +54,3 @@ def tile_grid(tiles: list[Tensor], columns: int) -> Tensor:
     """Equal-size tiles (3,H,W) in [-1,1], row by row, ``columns`` a row, white padding -> (3,H',W')."""
     stacked = torch.stack([t.detach().float().cpu() for t in tiles])
     return torchvision.utils.make_grid(stacked, nrow=columns, padding=PADDING, pad_value=WHITE)
-
-
-def grid_size(rows: int, columns: int, tile: tuple[int, int]) -> tuple[int, int]:
-    """(H', W') of :func:`tile_grid`'s output for a rows x columns grid of ``tile``-sized tiles."""
-    return rows * (tile[0] + PADDING) + PADDING, columns * (tile[1] + PADDING) + PADDING

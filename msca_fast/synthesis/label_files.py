@@ -5,27 +5,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import Tensor
 
-from msca_fast.data.image_io import load_label_ids
+from msca_fast.data.image_io import Size, load_label_ids
 from msca_fast.checks import MIN_SIDE
 from msca_fast.models.labels import one_hot
 from msca_fast.synthesis.errors import InputError
 
-Size = tuple[int, int]  # (height, width)
 _LISTED = 10  # bad ids named in a message
-
-
-def resize_ids(ids: Tensor, size: Size) -> Tensor:
-    """Nearest-neighbour resize (H,W) -> size, sampling at pixel centres: ids are never blended."""
-    height, width = ids.shape
-    if (height, width) == tuple(size):
-        return ids
-    rows = np.minimum(((np.arange(size[0]) + 0.5) * (height / size[0])).astype(np.int64), height - 1)
-    cols = np.minimum(((np.arange(size[1]) + 0.5) * (width / size[1])).astype(np.int64), width - 1)
-    return torch.from_numpy(ids.numpy()[rows[:, None], cols[None, :]])
 
 
 def ids_to_one_hot(ids: Tensor, num_classes: int, dontcare: int | None, source: str) -> Tensor:
@@ -66,10 +54,9 @@ def read_ids(path: str | os.PathLike, size: Size | None = None) -> Tensor:
     if not path.is_file():
         raise InputError(f"no such label map {str(path)!r}")
     try:
-        ids = load_label_ids(path)
+        return load_label_ids(path, size)
     except ValueError as error:  # CorruptFileError included; messages name the file
         raise InputError(str(error)) from error
-    return ids if size is None else resize_ids(ids, size)
 
 
 def load_label_map(

@@ -8,19 +8,17 @@ from pathlib import Path
 
 import torch
 
+from msca_fast.data.catalog import DatasetOptions
 from msca_fast.models.generator import Generator
 from msca_fast.synthesis.errors import InputError
 from msca_fast.training.checkpoint import load_checkpoint, load_generator, resolve_checkpoint
-
-# The raw label-map value each data set's don't-care pixels have; training maps it to the
-# last class (num_classes - 1), and so must synthesis.
-COCO_STUFF_DONTCARE = 255
 
 
 @dataclass(frozen=True)
 class LoadedModel:
     """generator: in eval mode on ``device``; dontcare: the raw id that means class
-    num_classes - 1 in label files (None: ids are classes as they are)."""
+    num_classes - 1 in label files, as the training data set made it (None: ids are classes
+    as they are)."""
 
     generator: Generator
     path: Path
@@ -47,14 +45,8 @@ def load_model(source: str | os.PathLike, ema: bool = True, device: str = "cpu")
     except (RuntimeError, ValueError, AssertionError) as error:  # no such device, no CUDA build
         raise InputError(f"device: cannot use {device!r}: {_short(error)}") from error
     config = generator.config
-    return LoadedModel(generator, path, config.num_classes, _dontcare(state.get("train_config") or {}))
-
-
-def _dontcare(train_config: dict) -> int | None:
-    """The raw don't-care id the training data mapped to the last class, if any."""
-    if train_config.get("dataset") == "coco-stuff":
-        return COCO_STUFF_DONTCARE
-    return train_config.get("dontcare_label")
+    data = DatasetOptions.from_train_config(state.get("train_config") or {})
+    return LoadedModel(generator, path, config.num_classes, data.dontcare_id)
 
 
 def _short(error: BaseException, limit: int = 300) -> str:

@@ -11,13 +11,14 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from msca_fast.data.image_io import save_image
+from msca_fast.data.image_io import Size
 from msca_fast.synthesis.core import Exemplar
 from msca_fast.synthesis.errors import InputError
 from msca_fast.synthesis.exemplar_files import load_exemplar
 from msca_fast.synthesis.exemplar_parser import Parser, load_exemplar_parser
-from msca_fast.synthesis.label_files import Size, load_label_map
+from msca_fast.synthesis.label_files import load_label_map
 from msca_fast.synthesis.model_file import LoadedModel, load_model
+from msca_fast.visuals import save_picture
 
 
 @dataclass(frozen=True)
@@ -98,7 +99,7 @@ def write_image(image: Tensor, path: str | os.PathLike) -> Path:
     """Save (3,H,W) or (1,3,H,W) in [-1,1]; the format follows the suffix. Returns the path."""
     path = Path(path)
     try:
-        save_image(image.cpu(), path)
+        save_picture(image, path)
     except (ValueError, OSError) as error:  # unknown suffix, unwritable folder, ...
         raise InputError(f"cannot write {str(path)!r}: {error}") from error
     return path

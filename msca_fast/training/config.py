@@ -1,9 +1,10 @@
 """Training options and presets.
 
-A :class:`TrainConfig` holds how to train and, as its ``model`` field, the
-:class:`msca_fast.models.config.ModelConfig` to train. A preset fills every option of both;
-options given explicitly override it (:func:`make_config` takes them flat and gives the
-ModelConfig's to the model).
+A :class:`TrainConfig` holds how to train, as its ``model`` field the
+:class:`msca_fast.models.config.ModelConfig` to train, and as its ``data`` field the
+:class:`msca_fast.data.catalog.DatasetOptions` of the images it trains on. A preset fills
+every option; options given explicitly override it (:func:`make_config` takes them flat and
+gives the ModelConfig's to the model, the DatasetOptions' to the data).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from msca_fast.data.catalog import check_dataset_options
+from msca_fast.data.catalog import DATA_OPTIONS, DatasetOptions, dataset_options_from
 from msca_fast.models.config import ModelConfig
 
 AMP_MODES = ("none", "bf16", "fp16")
@@ -40,16 +41,11 @@ class TrainConfig:
 
     ``model``: the architecture; its ``num_classes`` is replaced by the data set's class count
     when training starts, and its ``vgg_weights`` may also be "auto" (see :func:`cpu_model`).
+    ``data``: the training images (split "train"; synthetic scenes drawn from ``seed``).
     """
 
     preset: str = "cpu-demo"
-    dataset: str = "synthetic"
-    data_root: str | None = None
-    label_nc: int | None = None  # classes of a "folder" data set
-    dontcare_label: int | None = None  # "folder": this id becomes the extra don't-care class
-    filter_outdoor: bool = False  # COCO-Stuff: drop indoor / object-dominated images (paper)
-    on_corrupt: str = "skip"  # unreadable files: "skip" (warn and count) or "fail"
-    num_images: int = 2000  # size of the synthetic data set
+    data: DatasetOptions = field(default_factory=DatasetOptions)
     output_dir: str = "runs/cpu-demo"
     # self-supervised sampling (paper section 3.4)
     load_size: int = 128
@@ -95,7 +91,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.model, ModelConfig):
             raise TypeError(f"model: expected a ModelConfig, got {type(self.model).__name__}")
-        check_dataset_options(self.dataset, self.data_root, self.label_nc, self.on_corrupt)
+        if not isinstance(self.data, DatasetOptions):
+            raise TypeError(f"data: expected DatasetOptions, got {type(self.data).__name__}")
         if self.amp not in AMP_MODES:
             raise ValueError(f"amp: expected one of {list(AMP_MODES)}, got {self.amp!r}")
         positive = ("batch_size", "g_every", "keep_checkpoints", "max_bad_steps", "log_every", "sample_every")
@@ -120,10 +117,13 @@ class TrainConfig:
         return (self.lr_g / 2, self.lr_d * 2) if self.ttur else (self.lr_g, self.lr_d)
 
     def to_dict(self) -> dict[str, Any]:
-        """The training options as plain values, without ``model``: checkpoints save the model's
-        options once, as the ModelConfig actually built (``model_config``)."""
-        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "model"}
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
+        """The training options as plain values, ``data`` as a dict of its own, without ``model``:
+        checkpoints save the model's options once, as the ModelConfig actually built
+        (``model_config``). (Checkpoints written before DatasetOptions have the data options
+        among the others: :meth:`DatasetOptions.from_train_config` reads both.)"""
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in ("model", "data")}
+        out = {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
+        return {"data": self.data.to_dict(), **out}
 
 
 # What the 256 and 512 presets share: the paper's network (ModelConfig's defaults), schedule
@@ -182,14 +182,19 @@ def make_config(preset: str = "cpu-demo", **overrides: Any) -> TrainConfig:
     """The preset's options with ``overrides`` (None values are ignored) applied.
 
     Options are flat: the names of :data:`MODEL_OPTIONS` (``ngf=64``, ``num_regions=(...)``)
-    set the model, every other name a training option.
+    set the model, those of :data:`~msca_fast.data.catalog.DATA_OPTIONS` (``dataset="folder"``)
+    the data, every other name a training option.
     """
     if preset not in PRESETS:
         raise ValueError(f"preset: expected one of {list(PRESETS)}, got {preset!r}")
     values = {**PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None}}
     model = {name: values.pop(name) for name in MODEL_OPTIONS if name in values}
-    known = {f.name for f in dataclasses.fields(TrainConfig)} - {"model", "preset"}
+    data = dataset_options_from(values, DatasetOptions())
+    known = {f.name for f in dataclasses.fields(TrainConfig)} - {"model", "data", "preset"}
     unknown = sorted(set(values) - known)
     if unknown:
-        raise ValueError(f"unknown training options {unknown}; model options are {list(MODEL_OPTIONS)}")
-    return TrainConfig(preset=preset, model=cpu_model().replace(**model), **values)
+        raise ValueError(
+            f"unknown training options {unknown}; model options are {list(MODEL_OPTIONS)}, "
+            f"data options {list(DATA_OPTIONS)}"
+        )
+    return TrainConfig(preset=preset, model=cpu_model().replace(**model), data=data, **values)

@@ -16,11 +16,7 @@ from msca_fast.training.distributed import DistInfo
 def build_image_dataset(cfg: TrainConfig) -> Dataset:
     """The training images of ``cfg`` (:func:`msca_fast.data.catalog.open_dataset`, split "train");
     items: image (3,S,S) in [-1,1], label (S,S) int64, name; S = cfg.load_size."""
-    return open_dataset(
-        cfg.dataset, size=cfg.load_size, split="train", data_root=cfg.data_root, label_nc=cfg.label_nc,
-        dontcare_label=cfg.dontcare_label, filter_outdoor=cfg.filter_outdoor, on_corrupt=cfg.on_corrupt,
-        num_images=cfg.num_images, seed=cfg.seed,
-    )  # fmt: skip
+    return open_dataset(cfg.data, size=cfg.load_size, split="train", seed=cfg.seed)
 
 
 def build_pairs(cfg: TrainConfig, images: Dataset, seed_offset: int = 0) -> SelfSupervisedPairs:

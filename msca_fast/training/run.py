@@ -30,7 +30,7 @@ def train(config: TrainConfig) -> Path | None:
         if info.is_main:
             where = "from scratch" if state is None else f"from iteration {trainer.iteration}"
             print(
-                f"training {where} on {config.dataset} ({len(images)} images, {trainer.num_classes} classes), "
+                f"training {where} on {config.data.dataset} ({len(images)} images, {trainer.num_classes} classes), "
                 f"device {device}, {info.world_size} process(es), output {config.output_dir}"
             )
         trainer.run()

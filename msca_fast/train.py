@@ -1,13 +1,15 @@
-"""``python train.py``: the command line of :func:`msca_fast.training.run.train` (single process or torchrun)."""
+"""``python train.py`` (or ``python -m msca_fast.train``): the command line of
+:func:`msca_fast.training.run.train`, single process or under torchrun."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Collection
 from pathlib import Path
 
 from msca_fast.cli import new_parser, options_of, run_command
-from msca_fast.data.catalog import DATASETS, ON_CORRUPT
+from msca_fast.data.catalog import DatasetOptions, add_dataset_arguments
 from msca_fast.models.config import ALIGNMENTS, D_NORMS, NUM_SCALES, PADDING_MODES, PARAM_FREE_NORMS
 from msca_fast.training.config import AMP_MODES, PRESETS, TrainConfig, make_config
 from msca_fast.training.run import train
@@ -38,26 +40,22 @@ def add_training_arguments(parser: argparse.ArgumentParser, skip: Collection[str
     """Every training and model option (default None: the preset's value), except the
     destinations in ``skip`` (the ablation sets those per variant)."""
 
-    def group(title: str):
-        added = parser.add_argument_group(title)
-
+    def adder(group: argparse._ArgumentGroup):
         def add(*flags: str, **options) -> None:
             dest = options.get("dest") or flags[0].lstrip("-").replace("-", "_")
             if dest not in skip:
-                added.add_argument(*flags, **options)
+                group.add_argument(*flags, **options)
 
         return add
 
+    def group(title: str):
+        return adder(parser.add_argument_group(title))
+
     add = group("preset")
     add("--preset", choices=list(PRESETS), default="cpu-demo", help="defaults for every option below")
-    add = group("data")
-    add("--dataset", choices=DATASETS)
-    add("--data-root", help="root folder of coco-stuff / ade20k / folder data")
-    add("--label-nc", type=int, help="folder data set: number of classes")
-    add("--dontcare-label", type=int, help="folder data set: this id becomes an extra class")
-    add("--filter-outdoor", action="store_true", default=None, help="COCO-Stuff: the paper's filter")
-    add("--on-corrupt", choices=ON_CORRUPT, help="unreadable files: skip with a warning, or fail")
-    add("--num-images", type=int, help="synthetic data set size")
+    data = parser.add_argument_group("data")
+    add_dataset_arguments(data, DatasetOptions())  # never set per variant: no skip
+    add = adder(data)
     add("--load-size", type=int, help="images are resized to this square (paper: 512)")
     add("--patch-sizes", type=int, nargs="+", help="cross-reconstruction patch sizes (paper: 256 384)")
     add("--patch-epochs", type=int, nargs="*", help="epochs where the next patch size starts (paper: 20)")
@@ -140,3 +138,7 @@ def _print_done(final: Path | None) -> None:
         f"  g = load_generator('{final}')\n"
         f"  image = g(target_labels_onehot, exemplar_image, exemplar_labels_onehot)  # in [-1, 1]"
     )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
