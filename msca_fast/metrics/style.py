@@ -1,7 +1,7 @@
 """The style loss of Gatys et al. as an evaluation metric: a thin wrapper of :class:`msca_fast.losses.StyleLoss`.
 
 StyleLoss needs pretrained VGG-19 weights; when they are missing it raises
-:class:`msca_fast.models.vgg.VGGWeightsUnavailable` saying how to provide them.
+:class:`msca_fast.errors.WeightsUnavailable` saying how to provide them.
 """
 
 from __future__ import annotations
