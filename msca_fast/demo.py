@@ -22,7 +22,7 @@ from msca_fast import reference
 from msca_fast.backends import backend_reasons, registered_backends
 from msca_fast.models.labels import one_hot
 from msca_fast.ops import msca
-from msca_fast.validation import validate_msca
+from msca_fast.op_arguments import validate_msca
 
 # Four classes: sky, water, grass, sand; their colours in the exemplar.
 _EXEMPLAR_COLOURS = torch.tensor(

@@ -12,7 +12,7 @@ import os
 import torch
 from torch import Tensor, nn
 
-from msca_fast.checks import check_image_batch
+from msca_fast.image_checks import check_image_batch
 from msca_fast.metrics.errors import import_optional
 from msca_fast.pretrained import WeightSource, find_weights_file, load_state_dict_file
 

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from msca_fast.errors import WeightsUnavailable
-from msca_fast.checks import check_image_pair
+from msca_fast.image_checks import check_image_pair
 from msca_fast.metrics.errors import import_optional
 from msca_fast.pretrained import WeightSource, find_weights_file, load_state_dict_file
 

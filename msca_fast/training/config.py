@@ -14,6 +14,7 @@ from typing import Any
 
 from msca_fast.data.catalog import check_dataset_options
 from msca_fast.models.config import ModelConfig
+from msca_fast.number_checks import check_positive_int
 
 AMP_MODES = ("none", "bf16", "fp16")
 
@@ -98,10 +99,8 @@ class TrainConfig:
         if self.amp not in AMP_MODES:
             raise ValueError(f"amp: expected one of {list(AMP_MODES)}, got {self.amp!r}")
         for name in ("batch_size", "g_every", "keep_checkpoints", "log_every", "sample_every", "checkpoint_every"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name}: expected a positive int, got {getattr(self, name)}")
-        if self.epochs is not None and self.epochs < 1:
-            raise ValueError(f"epochs: expected a positive int or None, got {self.epochs}")
+            check_positive_int(name, getattr(self, name))
+        check_positive_int("epochs", self.epochs, allow_none=True)
         for name in ("steps", "pretrain_steps", "workers", "num_samples"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}: expected a non-negative int, got {getattr(self, name)}")
