@@ -15,7 +15,7 @@ from torch import Tensor
 from benchmarks import peers
 from msca_fast.backends import registered_backends
 from msca_fast.ops import msca
-from msca_fast.validation import validate_msca
+from msca_fast.op_arguments import validate_msca
 
 @dataclass(frozen=True)
 class Contender:

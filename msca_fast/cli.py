@@ -11,7 +11,8 @@ with configs directly.
 
 :func:`run_command` decides what an error looks like, for every command alike:
 
-* a bad option or input (ValueError, OSError, missing pretrained weights):
+* a bad option or input (ValueError, OSError, :class:`msca_fast.errors.UserError` such as
+  missing pretrained weights):
   ``<name>: error: <message>``, exit code 2;
 * Ctrl-C: exit code 130;
 * anything else: ``<name>: error: unexpected <type>: <message> (rerun with --debug for the
@@ -28,12 +29,11 @@ import inspect
 import sys
 from collections.abc import Callable
 
-from msca_fast.metrics.errors import MetricUnavailable
-from msca_fast.models.vgg import VGGWeightsUnavailable
+from msca_fast.errors import UserError
 
 # Errors that mean "the user's options or files are wrong or incomplete"; their messages say
 # what was expected (and, for missing weights, where to put the file).
-BAD_INPUT: tuple[type[BaseException], ...] = (ValueError, OSError, VGGWeightsUnavailable, MetricUnavailable)
+BAD_INPUT: tuple[type[BaseException], ...] = (ValueError, OSError, UserError)
 
 
 def new_parser(prog: str, doc: str | None, epilog: str | None = None, **options) -> argparse.ArgumentParser:

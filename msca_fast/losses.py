@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from msca_fast.checks import check_image_pair
+from msca_fast.image_checks import check_image_pair
 from msca_fast.models.vgg import PERCEPTUAL_LAYERS, PERCEPTUAL_WEIGHTS, VGG19
 
 DOutputs = Sequence[Sequence[Tensor]]

@@ -18,7 +18,8 @@ from torch import Tensor, nn
 
 from msca_fast import reference
 from msca_fast.backends import check_backend_name, select_backend
-from msca_fast.validation import validate_aggregate, validate_distribute, validate_msca
+from msca_fast.number_checks import check_positive_int
+from msca_fast.op_arguments import validate_aggregate, validate_distribute, validate_msca
 
 __all__ = ["msca", "aggregate", "distribute", "attention_maps", "AttentionMaps", "MSCA"]
 
@@ -131,12 +132,10 @@ class MSCA(nn.Module):
             ("target_label_channels", target_label_channels),
             ("num_regions", num_regions),
         ):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name}: expected a positive int, got {value!r}")
+            check_positive_int(name, value)
+        check_positive_int("mlp_hidden", mlp_hidden, allow_none=True)
         if mlp_hidden is None:
             mlp_hidden = max(num_regions, (target_label_channels + exemplar_label_channels) // 4)
-        elif not isinstance(mlp_hidden, int) or isinstance(mlp_hidden, bool) or mlp_hidden < 1:
-            raise ValueError(f"mlp_hidden: expected a positive int or None, got {mlp_hidden!r}")
         if not isinstance(masking, bool):
             raise TypeError(f"masking: expected True or False, got {masking!r}")
         if isinstance(logit_scale, bool) or not isinstance(logit_scale, (int, float)) or not logit_scale > 0:

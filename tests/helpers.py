@@ -133,7 +133,7 @@ def backend_params(inp):
     """One pytest.param per registered backend for msca(**inp), skipped where the backend
     cannot serve that problem."""
     from msca_fast.backends import registered_backends
-    from msca_fast.validation import validate_msca
+    from msca_fast.op_arguments import validate_msca
 
     problem = validate_msca(*(inp[name] for name in ARG_NAMES)).problem
     params = []
@@ -144,16 +144,13 @@ def backend_params(inp):
     return params
 
 
-GRAD_NAMES = ARG_NAMES
-
-
 def forward_and_grads(inp, backend, grad_out):
     """The backend's output and the gradient of every argument given (None for those absent)
     for the upstream gradient grad_out."""
     leaves = {name: t.detach().clone().requires_grad_() if t is not None else None for name, t in inp.items()}
     out = call(lambda *a: msca(*a, backend=backend), leaves)
     out.backward(grad_out)
-    return out.detach(), {name: leaves[name].grad if leaves[name] is not None else None for name in GRAD_NAMES}
+    return out.detach(), {name: leaves[name].grad if leaves[name] is not None else None for name in ARG_NAMES}
 
 
 def seeded_grad_out(exact: dict) -> torch.Tensor:
@@ -175,7 +172,7 @@ def compare_to_reference(inp, backend, forward_tol, grad_tol, context=None):
     ref_out, ref_grads = forward_and_grads(exact, "reference", grad_out)
     assert out.dtype == inp["fx2"].dtype and out.shape == ref_out.shape
     assert rel_rms(out, ref_out) < forward_tol
-    for name in (n for n in GRAD_NAMES if inp[n] is not None):
+    for name in (n for n in ARG_NAMES if inp[n] is not None):
         assert grads[name] is not None, f"{name} got no gradient"
         assert grads[name].shape == inp[name].shape and grads[name].dtype == inp[name].dtype, name
         if name == "phi_bias":  # cancels in the softmax: exactly zero

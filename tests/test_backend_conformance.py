@@ -20,12 +20,12 @@ import dataclasses
 import pytest
 import torch
 
-from helpers import ARG_NAMES, GRAD_NAMES, SHAPES, call, compare_to_reference, forward_and_grads, rel_rms, relative_error, seeded_grad_out
+from helpers import ARG_NAMES, SHAPES, call, compare_to_reference, forward_and_grads, rel_rms, relative_error, seeded_grad_out
 from helpers import inputs_for_shape as inputs_for
 from msca_fast import _extension
 from msca_fast.backends import backend_reasons, triton_backend
 from msca_fast.tolerances import TOLERANCE, low_precision_bound
-from msca_fast.validation import validate_msca
+from msca_fast.op_arguments import validate_msca
 
 HAS_GPU = torch.cuda.is_available()
 
@@ -92,7 +92,7 @@ def check_against_reference(target: Target, inp: dict) -> None:
     ref_out, ref_grads = forward_and_grads(inp, "reference", grad_out.to(dtype))
     grad_bounds = {
         name: low_precision_bound(relative_error(ref_grads[name], exact_grads[name]), "gradients")
-        for name in GRAD_NAMES
+        for name in ARG_NAMES
         if name != "phi_bias" and inp[name] is not None
     }
     output_bound = low_precision_bound(rel_rms(ref_out, exact_out), "output")
@@ -156,7 +156,7 @@ def test_empty_batch(target):
     with target.context():
         out, grads = forward_and_grads(inp, target.backend, torch.zeros(0, 3, 2, 3, device=target.device))
     assert out.shape == (0, 3, 2, 3)
-    for name in GRAD_NAMES:
+    for name in ARG_NAMES:
         assert grads[name] is not None and grads[name].shape == inp[name].shape, name
         assert torch.count_nonzero(grads[name]) == 0, name
 

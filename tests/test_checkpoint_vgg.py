@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from msca_fast.models.vgg import ENV_WEIGHTS, hub_cache_path, vgg19_feature_layers
+from msca_fast.models.vgg import VGG19_SOURCE, vgg19_feature_layers
 from msca_fast.training import checkpoint as ckpt
 from msca_fast.training import frozen_vgg
 from msca_fast.train import main as train_main
@@ -122,7 +122,7 @@ def test_a_changed_random_vgg_is_refused(random_vgg_run):
 
 
 def test_a_weights_file_is_recorded_by_path_and_checksum(tmp_path, monkeypatch, capsys):
-    monkeypatch.delenv(ENV_WEIGHTS, raising=False)
+    monkeypatch.delenv(VGG19_SOURCE.env_var, raising=False)
     weights = tmp_path / "vgg19.pth"
     vgg_state = write_vgg_file(weights, seed=7)
     run = tmp_path / "run"
@@ -146,13 +146,13 @@ def test_a_weights_file_is_recorded_by_path_and_checksum(tmp_path, monkeypatch, 
     newest = ckpt.latest_checkpoint(run)
     with pytest.raises(ValueError) as raised:
         quiet_load(run)
-    assert_one_line(str(raised.value), repr(str(newest)), repr(str(weights.resolve())), "not on this machine", ENV_WEIGHTS)
+    assert_one_line(str(raised.value), repr(str(newest)), repr(str(weights.resolve())), "not on this machine", VGG19_SOURCE.env_var)
     capsys.readouterr()
     assert train_main(["--output-dir", str(run), *TINY_ARGS, *schedule, "--steps", "2", "--resume"]) == 2
     err = capsys.readouterr().err.strip()
     assert_one_line(err, "train.py: error: ", str(run), "not on this machine")
 
-    monkeypatch.setenv(ENV_WEIGHTS, str(moved))  # the same weights, found elsewhere
+    monkeypatch.setenv(VGG19_SOURCE.env_var, str(moved))  # the same weights, found elsewhere
     assert torch.equal(quiet_load(run).image_pyramid.vgg.features[0].weight, vgg_state["0.weight"])
 
     vgg_state["0.weight"][0, 0, 0, 0] += 1e-3  # other weights under the same name
@@ -163,9 +163,9 @@ def test_a_weights_file_is_recorded_by_path_and_checksum(tmp_path, monkeypatch, 
 
 
 def test_imagenet_weights_are_read_from_the_hub_cache(tmp_path, monkeypatch):
-    monkeypatch.delenv(ENV_WEIGHTS, raising=False)
+    monkeypatch.delenv(VGG19_SOURCE.env_var, raising=False)
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
-    cached = hub_cache_path()
+    cached = VGG19_SOURCE.cache_path()
     cached.parent.mkdir(parents=True)
     vgg_state = write_vgg_file(cached, seed=3)  # stands in for torchvision's ImageNet file
     run = tmp_path / "run"
@@ -177,7 +177,7 @@ def test_imagenet_weights_are_read_from_the_hub_cache(tmp_path, monkeypatch):
         raise OSError(f"test blocked a download of {url}")
 
     cached.unlink()
-    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
     with pytest.raises(ValueError) as raised:
         quiet_load(run)
     assert_one_line(str(raised.value), "trained with the ImageNet VGG-19, which is not on this machine", str(cached))

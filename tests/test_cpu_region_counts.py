@@ -16,7 +16,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from helpers import GRAD_NAMES, call, compare_to_reference, forward_and_grads, relative_error, rel_rms
+from helpers import ARG_NAMES, call, compare_to_reference, forward_and_grads, relative_error, rel_rms
 from helpers import inputs_for_shape as inputs_for
 from msca_fast import _extension
 from msca_fast.ops import msca
@@ -122,7 +122,7 @@ def test_reordering_regions_permutes_the_results(k):
     out_flipped, grads_flipped = forward_and_grads(flipped, "cpu", grad_out)
     output_tol, grad_tol = TOLERANCE[torch.float32]
     assert rel_rms(out_flipped, out) < output_tol
-    for name in GRAD_NAMES:
+    for name in ARG_NAMES:
         unflipped = grads_flipped[name].flip(per_region[name]) if name in per_region else grads_flipped[name]
         assert relative_error(unflipped, grads[name]) < grad_tol, name
 

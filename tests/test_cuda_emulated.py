@@ -14,12 +14,12 @@ import contextlib
 import pytest
 import torch
 
-from helpers import ARG_NAMES, GRAD_NAMES, SHAPES, call, compare_to_reference, forward_and_grads
+from helpers import ARG_NAMES, SHAPES, call, compare_to_reference, forward_and_grads
 from helpers import inputs_for_shape as inputs_for
 from msca_fast import _extension
 from msca_fast.backends import select_backend
 from msca_fast.ops import msca
-from msca_fast.validation import validate_msca
+from msca_fast.op_arguments import validate_msca
 
 pytestmark = [
     pytest.mark.cuda_emulated,
@@ -43,7 +43,7 @@ def test_results_are_deterministic():
     grad_out = torch.randn(1, 11, 37, 29)
     first, second = forward_and_grads(inp, BACKEND, grad_out), forward_and_grads(inp, BACKEND, grad_out)
     assert torch.equal(first[0], second[0])
-    for name in GRAD_NAMES:
+    for name in ARG_NAMES:
         assert torch.equal(first[1][name], second[1][name]), name
 
 

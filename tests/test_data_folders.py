@@ -270,7 +270,7 @@ def test_label_folder_layout_and_argument_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"accepted layouts: images/ \+ labels/"):
         LabelFolder(tmp_path, label_nc=3)
     root = folder(tmp_path, {"a": quadrants(0, 0, 0, 0)})
-    with pytest.raises(ValueError, match=r"label_nc \(--label-nc\) must be a positive integer"):
+    with pytest.raises(ValueError, match=r"^LabelFolder: label_nc \(--label-nc\): expected a positive int, got 0$"):
         LabelFolder(root, label_nc=0)
     with pytest.raises(ValueError, match="size must be an integer >= 16"):
         LabelFolder(root, label_nc=3, size=15)

@@ -13,6 +13,7 @@ from PIL import Image
 
 from msca_fast import ablation, evaluate
 from msca_fast.evaluation.metric_setup import missing_reason
+from msca_fast.models.vgg import VGG19_SOURCE
 from tiny_run import TINY_ARGS, tiny_checkpoint
 
 
@@ -108,8 +109,10 @@ def test_missing_metric_networks_are_reported_not_faked(checkpoint, tmp_path, of
 def test_a_missing_package_keeps_its_whole_advice_on_one_line():
     message = "LPIPS needs the 'lpips' package, which is not installed.\nInstall it: pip install lpips"
     assert missing_reason("lpips", message) == message.replace("\n", " ")
-    failed = "VGG-19 weights are needed but the download failed (vgg19-dcbb9e9d.pth)."
-    reason = missing_reason("style", failed + " Provide them in one of these ways:\n  1. download it\n  2. pass it")
+    message = VGG19_SOURCE.instructions("none given or cached, and the download failed (offline)")
+    failed = "ImageNet VGG-19 weights are unavailable: none given or cached, and the download failed (offline)."
+    assert message.startswith(failed + "\n")
+    reason = missing_reason("style", message)
     assert reason.startswith(failed + " Save https://")
     assert "ways:" not in reason and reason.endswith("--vgg-weights PATH or in $MSCA_FAST_VGG19_WEIGHTS.")
 

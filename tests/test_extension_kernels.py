@@ -9,12 +9,13 @@ whenever a GPU is present (``pytest -m gpu`` selects them).
 import pytest
 import torch
 
-from helpers import ARG_NAMES, GRAD_NAMES, SHAPES, compare_to_reference, forward_and_grads
+from helpers import ARG_NAMES, SHAPES, compare_to_reference, forward_and_grads
 from helpers import inputs_for_shape as inputs_for
 from msca_fast import _extension
 from msca_fast.backends import backend_reasons, select_backend
 from msca_fast.backends.extension_backend import cuda_shared_bytes
-from msca_fast.validation import Problem, validate_msca
+from msca_fast.backends.problem import Problem
+from msca_fast.op_arguments import validate_msca
 
 pytestmark = pytest.mark.skipif(not _extension.extension_loaded(), reason=f"{_extension.load_error}")
 
@@ -43,7 +44,7 @@ def test_cpu_results_do_not_depend_on_thread_count():
     finally:
         torch.set_num_threads(threads)
     assert torch.equal(single[0], multi[0])
-    for name in GRAD_NAMES:
+    for name in ARG_NAMES:
         assert torch.equal(single[1][name], multi[1][name]), name
 
 

@@ -16,6 +16,7 @@ import torch
 import torchvision
 from torch.testing import assert_close
 
+from msca_fast.errors import WeightsUnavailable
 from msca_fast.metrics import (
     INCEPTION_SOURCE,
     VGG16_SOURCE,
@@ -23,9 +24,7 @@ from msca_fast.metrics import (
     FIDMetric,
     LPIPSMetric,
     MetricSuite,
-    MetricWeightsUnavailable,
     StyleLoss,
-    VGGWeightsUnavailable,
     activation_statistics,
     frechet_distance,
     mean_psnr,
@@ -186,7 +185,7 @@ def test_fid_rejects_bad_use():
 
 def test_fid_inception_unavailable_says_where_to_get_it(offline):
     pytest.importorskip("torch_fidelity.feature_extractor_inceptionv3")  # without it: test_metric_packages
-    with pytest.raises(MetricWeightsUnavailable) as caught:
+    with pytest.raises(WeightsUnavailable) as caught:
         FIDMetric()
     message = str(caught.value)
     assert INCEPTION_SOURCE.urls[0] in message
@@ -235,13 +234,13 @@ def test_a_missing_given_weights_file_is_an_error_not_a_missing_metric(tmp_path)
 
 def test_lpips_unavailable_says_where_to_get_the_backbone(offline):
     pytest.importorskip("lpips")
-    with pytest.raises(MetricWeightsUnavailable) as caught:
+    with pytest.raises(WeightsUnavailable) as caught:
         LPIPSMetric()
     message = str(caught.value)
     assert "https://download.pytorch.org/models/vgg16-397923af.pth" in message
     assert str(offline / "checkpoints" / "vgg16-397923af.pth") in message
     assert "MSCA_FAST_VGG16_WEIGHTS" in message and "backbone_weights" in message
-    with pytest.raises(MetricWeightsUnavailable, match="downloads are off"):
+    with pytest.raises(WeightsUnavailable, match="downloads are off"):
         LPIPSMetric(allow_download=False)
 
 
@@ -356,13 +355,13 @@ def test_suite_reports_metrics_whose_weights_are_missing():
 
 
 def test_suite_without_allow_missing_raises():
-    with pytest.raises(VGGWeightsUnavailable):
+    with pytest.raises(WeightsUnavailable):
         MetricSuite(("style",), allow_missing=False)
 
 
 def test_suite_without_allow_missing_raises_for_missing_lpips_weights():
     pytest.importorskip("lpips")
-    with pytest.raises(MetricWeightsUnavailable):
+    with pytest.raises(WeightsUnavailable):
         MetricSuite(("psnr", "lpips"), allow_missing=False)
 
 

@@ -10,13 +10,14 @@ import torch.nn.functional as F
 import torchvision
 
 from model_helpers import NUM_CLASSES, generator_inputs, label_map, tiny_config, tiny_generator
+from msca_fast.errors import WeightsUnavailable
 from msca_fast.models import vgg as vgg_module
 from msca_fast.models.alignment import ClassMeanAlignment, GAPAlignment
 from msca_fast.models.config import ModelConfig
 from msca_fast.models.features import LabelPyramid
 from msca_fast.models.labels import one_hot
 from msca_fast.models.pretrain_head import AttentionPretrainHead
-from msca_fast.models.vgg import VGG19, VGGWeightsUnavailable, load_vgg19_features
+from msca_fast.models.vgg import VGG19, VGG19_SOURCE, load_vgg19_features
 
 # --- config ---------------------------------------------------------------------------------
 
@@ -78,29 +79,29 @@ def test_vgg_loads_a_state_dict_file(tmp_path, full_model):
 
 def test_vgg_imagenet_prefers_the_environment_then_the_hub_cache(tmp_path, monkeypatch):
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
-    cached = vgg_module.hub_cache_path()
+    cached = VGG19_SOURCE.cache_path()
     cached.parent.mkdir(parents=True)
     cache_state, env_state = _random_vgg_state(True), _random_vgg_state(False)
     torch.save(cache_state, cached)
     torch.save(env_state, tmp_path / "env.pth")
     assert torch.equal(load_vgg19_features("imagenet", "relu1_1")[0].weight, cache_state["features.0.weight"])
-    monkeypatch.setenv(vgg_module.ENV_WEIGHTS, str(tmp_path / "env.pth"))
+    monkeypatch.setenv(VGG19_SOURCE.env_var, str(tmp_path / "env.pth"))
     assert torch.equal(load_vgg19_features("imagenet", "relu1_1")[0].weight, env_state["0.weight"])
 
 
 def test_vgg_imagenet_without_cache_or_network_says_how_to_provide_weights(tmp_path, monkeypatch):
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
-    monkeypatch.delenv(vgg_module.ENV_WEIGHTS, raising=False)
+    monkeypatch.delenv(VGG19_SOURCE.env_var, raising=False)
 
     def offline(*args, **kwargs):
         raise OSError("network unreachable")
 
-    monkeypatch.setattr(torchvision.models.VGG19_Weights.IMAGENET1K_V1.__class__, "get_state_dict", offline)
-    with pytest.raises(VGGWeightsUnavailable) as error:
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    with pytest.raises(WeightsUnavailable) as error:
         load_vgg19_features("imagenet")
     message = str(error.value)
     assert "network unreachable" in message
-    assert str(vgg_module.hub_cache_path()) in message
+    assert str(VGG19_SOURCE.cache_path()) in message
     assert "--vgg-weights" in message and "vgg_weights='random'" in message
 
 

@@ -26,13 +26,11 @@ from msca_fast.backends import backend_reasons, register_backend, select_backend
 from msca_fast.backends import triton_backend  # noqa: E402
 from msca_fast.ops import MSCA, msca  # noqa: E402
 from msca_fast.reference import aggregate_reference, msca_reference  # noqa: E402
-from msca_fast.validation import validate_msca  # noqa: E402
+from msca_fast.op_arguments import validate_msca  # noqa: E402
 
 pytestmark = pytest.mark.skipif(triton_backend.import_error is not None, reason=f"{triton_backend.import_error}")
 
 HAS_GPU = torch.cuda.is_available() and not triton_backend.INTERPRETED
-
-GRAD_NAMES = ARG_NAMES
 
 
 @pytest.fixture
@@ -211,7 +209,7 @@ def test_results_are_deterministic(interpreter):
     grad_out = torch.randn(2, 20, 7, 13)
     first, second = forward_and_grads(triton_msca, inp, grad_out), forward_and_grads(triton_msca, inp, grad_out)
     assert torch.equal(first[0], second[0])
-    assert all(torch.equal(first[1][n], second[1][n]) for n in GRAD_NAMES)
+    assert all(torch.equal(first[1][n], second[1][n]) for n in ARG_NAMES)
 
 
 def test_autocast_runs_in_the_autocast_dtype(interpreter):
@@ -423,7 +421,7 @@ def test_gpu_backward_is_deterministic():
     inp = inputs_for((2, 150, 70, 40, 16, 61, 67, 53, 59), device="cuda")
     grad_out = torch.randn(2, 150, 53, 59, device="cuda")
     first, second = forward_and_grads(triton_msca, inp, grad_out), forward_and_grads(triton_msca, inp, grad_out)
-    assert all(torch.equal(first[1][n], second[1][n]) for n in GRAD_NAMES)
+    assert all(torch.equal(first[1][n], second[1][n]) for n in ARG_NAMES)
 
 
 @pytest.mark.gpu

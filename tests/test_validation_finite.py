@@ -12,7 +12,7 @@ import torch
 
 from helpers import call
 from msca_fast.ops import MSCA, aggregate, distribute, msca
-from msca_fast.validation import finite_check, finite_check_enabled, set_finite_check
+from msca_fast.op_arguments import finite_check, finite_check_enabled, set_finite_check
 
 ROOT = Path(__file__).resolve().parents[1]
 WEIGHTS = ("phi_weight", "phi_bias", "psi_weight", "psi_bias")
@@ -40,7 +40,7 @@ def _enabled_in_fresh_process(value: str | None) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "MSCA_FAST_CHECK_FINITE"}
     if value is not None:
         env["MSCA_FAST_CHECK_FINITE"] = value
-    code = "from msca_fast.validation import finite_check_enabled; print(finite_check_enabled())"
+    code = "from msca_fast.op_arguments import finite_check_enabled; print(finite_check_enabled())"
     return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
 
 

@@ -17,7 +17,7 @@ import torch
 from benchmarks.cases import CASES
 from msca_fast import _extension
 from msca_fast.backends import registered_backends, select_backend
-from msca_fast.validation import Problem
+from msca_fast.backends.problem import Problem
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 

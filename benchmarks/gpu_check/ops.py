@@ -39,7 +39,7 @@ from benchmarks.passes import make_call, pass_inputs
 from msca_fast.backends import registered_backends
 from msca_fast.ops import msca
 from msca_fast.tolerances import TOLERANCE
-from msca_fast.validation import validate_msca
+from msca_fast.op_arguments import validate_msca
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 

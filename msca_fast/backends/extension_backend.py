@@ -15,8 +15,8 @@ import torch
 from msca_fast import _extension
 from msca_fast.backends.devices import BACKWARD_ARGS, FORWARD_ARGS, check_one_device
 from msca_fast.backends.fused import fused_msca, register_two_sweep_autograd
+from msca_fast.backends.problem import Problem
 from msca_fast.backends.registry import Backend, register_backend
-from msca_fast.validation import Problem
 
 
 def _saved_dtype(dtype: torch.dtype) -> torch.dtype:

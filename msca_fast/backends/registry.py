@@ -14,7 +14,7 @@ from typing import Callable
 
 from torch import Tensor
 
-from msca_fast.validation import Problem
+from msca_fast.backends.problem import Problem
 
 
 @dataclass(frozen=True)

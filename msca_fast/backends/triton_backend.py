@@ -36,9 +36,9 @@ from torch import Tensor
 
 from msca_fast.backends.devices import BACKWARD_ARGS, FORWARD_ARGS, check_one_device
 from msca_fast.backends.fused import fused_msca, register_two_sweep_autograd
+from msca_fast.backends.problem import Problem
 from msca_fast.backends.registry import Backend, register_backend
 from msca_fast.reference import is_channels_last
-from msca_fast.validation import Problem
 
 __all__ = ["set_fp32_dot_precision", "backward_partial_shapes", "import_error", "INTERPRETED", "MAX_K"]
 

@@ -46,7 +46,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from msca_fast.checks import MIN_SIDE
+from msca_fast.image_checks import MIN_SIDE
 from msca_fast.data.class_names import (
     ADE20K_CLASS_NAMES,
     COCO_STUFF_CLASS_NAMES,
@@ -56,6 +56,7 @@ from msca_fast.data.class_names import (
 )
 from msca_fast.data.image_io import CorruptFileError, load_image, load_label_ids, resize_label_ids
 from msca_fast.data.scene_filter import cache_file_for, class_fractions, default_cache_dir, is_outdoor_scene
+from msca_fast.number_checks import check_positive_int
 
 OnCorrupt = Literal["skip", "fail"]
 
@@ -261,8 +262,7 @@ class LabelFolder(LabeledImageFolder):
         dontcare_label: int | None = None,
     ) -> None:
         super().__init__(root, size, on_corrupt)
-        if isinstance(label_nc, bool) or not isinstance(label_nc, int) or label_nc < 1:
-            raise ValueError(f"LabelFolder: label_nc (--label-nc) must be a positive integer, got {label_nc!r}")
+        check_positive_int("LabelFolder: label_nc (--label-nc)", label_nc)
         if dontcare_label is not None and (not isinstance(dontcare_label, int) or dontcare_label < 0):
             raise ValueError(f"LabelFolder: dontcare_label must be a non-negative integer, got {dontcare_label!r}")
         image_dir, label_dir = _find_layout(self, "", (("images", "labels"),))

@@ -16,7 +16,7 @@ Nothing falls back to random weights. The ``eval`` extra installs the metric pac
 from __future__ import annotations
 
 from msca_fast.losses import StyleLoss
-from msca_fast.metrics.errors import MetricPackageMissing, MetricUnavailable, MetricWeightsUnavailable
+from msca_fast.metrics.errors import MetricPackageMissing, MetricUnavailable
 from msca_fast.metrics.fid import FIDMetric
 from msca_fast.metrics.frechet import activation_statistics, frechet_distance
 from msca_fast.metrics.inception import INCEPTION_SOURCE, FIDInceptionV3
@@ -24,7 +24,6 @@ from msca_fast.metrics.lpips_vgg import VGG16_SOURCE, LPIPSMetric
 from msca_fast.metrics.psnr import mean_psnr, psnr
 from msca_fast.metrics.style import style_distance
 from msca_fast.metrics.suite import HIGHER_IS_BETTER, METRIC_NAMES, MetricSuite
-from msca_fast.models.vgg import VGGWeightsUnavailable
 
 __all__ = [
     "FIDInceptionV3",
@@ -36,10 +35,8 @@ __all__ = [
     "MetricPackageMissing",
     "MetricSuite",
     "MetricUnavailable",
-    "MetricWeightsUnavailable",
     "StyleLoss",
     "VGG16_SOURCE",
-    "VGGWeightsUnavailable",
     "activation_statistics",
     "frechet_distance",
     "mean_psnr",

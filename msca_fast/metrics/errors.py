@@ -1,20 +1,19 @@
-"""Why a metric cannot be computed: its pretrained network or its package is missing."""
+"""Why a metric cannot be computed: its optional package is missing (a missing pretrained
+network raises :class:`msca_fast.errors.WeightsUnavailable`)."""
 
 from __future__ import annotations
 
 import importlib
 from types import ModuleType
 
+from msca_fast.errors import UserError
 
-class MetricUnavailable(RuntimeError):
+
+class MetricUnavailable(UserError):
     """A metric cannot be computed on this machine; the message says how to make it available.
 
     Its first line is a one-line reason (what an evaluation table prints as "n/a (reason)").
     """
-
-
-class MetricWeightsUnavailable(MetricUnavailable):
-    """A metric's pretrained network weights were not given, found in the cache, or downloaded."""
 
 
 class MetricPackageMissing(MetricUnavailable, ImportError):

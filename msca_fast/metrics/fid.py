@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from msca_fast.metrics.frechet import activation_statistics, frechet_distance
-from msca_fast.checks import check_image_batch
+from msca_fast.image_checks import check_image_batch
 from msca_fast.metrics.inception import FIDInceptionV3
 
 SETS = ("real", "fake")
@@ -22,7 +22,8 @@ class FIDMetric:
         e.g. your own network or, in tests, a fixed random projection. None (the default)
         loads the standard FID Inception-v3 (:class:`FIDInceptionV3`, 2048-d pool3 features)
         from ``inception_weights`` / ``MSCA_FAST_FID_INCEPTION_WEIGHTS`` / the torch hub cache /
-        a download if ``allow_download``; :class:`MetricWeightsUnavailable` when all fail.
+        a download if ``allow_download``; :class:`msca_fast.errors.WeightsUnavailable`
+        when all fail.
     device: where to put that Inception (ignored for an injected extractor). Images are moved
         to the device of an ``nn.Module`` extractor's parameters.
 

@@ -12,9 +12,9 @@ import os
 import torch
 from torch import Tensor, nn
 
+from msca_fast.image_checks import check_image_batch
 from msca_fast.metrics.errors import import_optional
-from msca_fast.checks import check_image_batch
-from msca_fast.metrics.weight_files import WeightSource, find_weights_file, load_state_dict_file
+from msca_fast.pretrained import WeightSource, find_weights_file, load_state_dict_file
 
 INCEPTION_SOURCE = WeightSource(
     name="FID Inception-v3 weights",
@@ -27,6 +27,7 @@ INCEPTION_SOURCE = WeightSource(
     ),
     env_var="MSCA_FAST_FID_INCEPTION_WEIGHTS",
     argument="inception_weights",
+    flag="--fid-weights",
 )
 FEATURE_DIM = 2048
 
@@ -37,8 +38,9 @@ class FIDInceptionV3(nn.Module):
     inception_weights: path to the weights file; None looks in
         ``MSCA_FAST_FID_INCEPTION_WEIGHTS``, then the torch hub cache
         (``<torch.hub.get_dir()>/checkpoints/`` under either file name above), then downloads
-        torch-fidelity's file there if ``allow_download``. Raises :class:`MetricWeightsUnavailable`
-        (how to get the file) when all fail, FileNotFoundError for a given path that does not exist.
+        torch-fidelity's file there if ``allow_download``. Raises
+        :class:`msca_fast.errors.WeightsUnavailable` (how to get the file) when all fail,
+        FileNotFoundError for a given path that does not exist.
 
     forward(images (B,3,H,W) in [-1,1]) -> (B, 2048) float32, without gradients. Images are
     quantised to 8 bits first (values outside [-1, 1] are clipped), as when FID is computed

@@ -2,7 +2,7 @@
 
 Built on the reference ``lpips`` package, which ships the calibrated linear layers
 (``lpips/weights/v0.1/vgg.pth``) but takes its VGG-16 backbone from torchvision's ImageNet
-weights. Those are found here (see :mod:`msca_fast.metrics.weight_files` for the order), never
+weights. Those are found here (see :mod:`msca_fast.pretrained` for the order), never
 downloaded behind the caller's back: the package's network is built without any weights
 (``pnet_rand=True, pretrained=False``) and both weight sets are then loaded explicitly, every
 tensor accounted for. With the same backbone, the distances equal those of
@@ -18,9 +18,10 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from msca_fast.metrics.errors import MetricWeightsUnavailable, import_optional
-from msca_fast.checks import check_image_pair
-from msca_fast.metrics.weight_files import WeightSource, find_weights_file, load_state_dict_file
+from msca_fast.errors import WeightsUnavailable
+from msca_fast.image_checks import check_image_pair
+from msca_fast.metrics.errors import import_optional
+from msca_fast.pretrained import WeightSource, find_weights_file, load_state_dict_file
 
 # torchvision.models.VGG16_Weights.IMAGENET1K_V1.url, the backbone LPIPS was calibrated on.
 VGG16_SOURCE = WeightSource(
@@ -29,6 +30,7 @@ VGG16_SOURCE = WeightSource(
     urls=("https://download.pytorch.org/models/vgg16-397923af.pth",),
     env_var="MSCA_FAST_VGG16_WEIGHTS",
     argument="backbone_weights",
+    flag="--lpips-weights",
 )
 LPIPS_VERSION = "0.1"
 
@@ -39,8 +41,8 @@ class LPIPSMetric(nn.Module):
     backbone_weights: path to torchvision's ImageNet VGG-16 weights (a full ``vgg16()``
         state_dict or that of its ``.features``); None looks in ``MSCA_FAST_VGG16_WEIGHTS``,
         then ``<torch.hub.get_dir()>/checkpoints/vgg16-397923af.pth``, then downloads it
-        there if ``allow_download``. Raises :class:`MetricWeightsUnavailable` (how to get the
-        file) when all fail, FileNotFoundError for a given path that does not exist.
+        there if ``allow_download``. Raises :class:`msca_fast.errors.WeightsUnavailable` (how
+        to get the file) when all fail, FileNotFoundError for a given path that does not exist.
 
     forward(x (B,3,H,W), y (B,3,H,W), both in [-1,1], H and W >= 16) -> (B,) distances.
     Symmetric, zero for identical images. Frozen and always in eval mode (the package's
@@ -55,7 +57,7 @@ class LPIPSMetric(nn.Module):
         backbone_state = load_state_dict_file(self.backbone_file, VGG16_SOURCE.argument)
         self.linear_file = Path(lpips.__file__).parent / "weights" / f"v{LPIPS_VERSION}" / "vgg.pth"
         if not self.linear_file.is_file():
-            raise MetricWeightsUnavailable(
+            raise WeightsUnavailable(
                 f"the lpips package's calibrated linear layers are missing ({self.linear_file}).\n"
                 f"Reinstall the package: pip install --force-reinstall lpips"
             )

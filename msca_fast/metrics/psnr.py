@@ -7,7 +7,7 @@ import math
 import torch
 from torch import Tensor
 
-from msca_fast.checks import check_image_pair
+from msca_fast.image_checks import check_image_pair
 
 
 def psnr(x: Tensor, y: Tensor, data_range: float = 2.0, cap: float = 100.0) -> Tensor:

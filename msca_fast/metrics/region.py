@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from msca_fast.checks import check_image_batch, check_image_pair
+from msca_fast.image_checks import check_image_batch, check_image_pair
 from msca_fast.metrics.psnr import psnr
 
 RGB_SCALE = 127.5  # [-1, 1] -> 0-255 units

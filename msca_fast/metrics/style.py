@@ -1,7 +1,7 @@
 """The style loss of Gatys et al. as an evaluation metric: a thin wrapper of :class:`msca_fast.losses.StyleLoss`.
 
 StyleLoss needs pretrained VGG-19 weights; when they are missing it raises
-:class:`msca_fast.models.vgg.VGGWeightsUnavailable` saying how to provide them.
+:class:`msca_fast.errors.WeightsUnavailable` saying how to provide them.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from msca_fast.losses import StyleLoss
-from msca_fast.checks import check_image_pair
+from msca_fast.image_checks import check_image_pair
 
 
 def style_distance(x: Tensor, y: Tensor, style_loss: StyleLoss) -> Tensor:

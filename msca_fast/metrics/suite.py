@@ -10,13 +10,13 @@ import torch
 from torch import Tensor, nn
 
 from msca_fast.losses import StyleLoss
+from msca_fast.errors import WeightsUnavailable
 from msca_fast.metrics.errors import MetricUnavailable
 from msca_fast.metrics.fid import FIDMetric
-from msca_fast.checks import check_image_pair
+from msca_fast.image_checks import check_image_pair
 from msca_fast.metrics.lpips_vgg import LPIPSMetric
 from msca_fast.metrics.psnr import psnr
 from msca_fast.metrics.style import style_distance
-from msca_fast.models.vgg import VGGWeightsUnavailable
 
 METRIC_NAMES = ("psnr", "lpips", "fid", "style")
 # PSNR: higher is better; the others: lower is better.
@@ -77,7 +77,7 @@ class MetricSuite:
                     self._per_image[name] = partial(style_distance, style_loss=style_loss)
                 else:
                     self._fid = FIDMetric(fid_feature_extractor, fid_inception_weights, allow_download, self.device)
-            except (MetricUnavailable, VGGWeightsUnavailable) as error:
+            except (MetricUnavailable, WeightsUnavailable) as error:
                 if not allow_missing:
                     raise
                 message = str(error)

@@ -11,6 +11,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from msca_fast.number_checks import check_positive_int
+
 ALIGNMENTS = ("msca", "gap", "no_attention", "no_masking")
 PARAM_FREE_NORMS = ("batch", "instance", "syncbatch")
 D_NORMS = ("spectralinstance", "spectralbatch", "instance", "none")
@@ -68,7 +70,7 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         for name in ("num_classes", "ngf", "spade_hidden", "ndf", "num_discriminators", "discriminator_layers"):
-            _check_positive_int(name, getattr(self, name))
+            check_positive_int(name, getattr(self, name))
         for name in ("image_feature_channels", "label_feature_channels", "num_regions"):
             value = getattr(self, name)
             if isinstance(value, list):
@@ -77,7 +79,7 @@ class ModelConfig:
             if not isinstance(value, tuple) or len(value) != NUM_SCALES:
                 raise ValueError(f"{name}: expected {NUM_SCALES} positive ints (one per scale), got {value!r}")
             for item in value:
-                _check_positive_int(name, item)
+                check_positive_int(name, item)
         _check_choice("alignment", self.alignment, ALIGNMENTS)
         _check_choice("param_free_norm", self.param_free_norm, PARAM_FREE_NORMS)
         _check_choice("padding_mode", self.padding_mode, PADDING_MODES)
@@ -113,11 +115,6 @@ class ModelConfig:
         if unknown:
             raise ValueError(f"values: unknown ModelConfig fields {unknown}; known fields are {sorted(known)}")
         return cls(**values)
-
-
-def _check_positive_int(name: str, value: Any) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name}: expected a positive int, got {value!r}")
 
 
 def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:

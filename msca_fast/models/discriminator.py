@@ -14,8 +14,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-from msca_fast.checks import check_image_batch, check_label_map
+from msca_fast.image_checks import check_image_batch, check_label_map
 from msca_fast.models.config import D_NORMS, ModelConfig
+from msca_fast.number_checks import check_positive_int
 
 KERNEL_SIZE = 4
 PADDING = 2  # ceil((4 - 1) / 2) as in SPADE, so a stride-1 layer grows each side by one pixel
@@ -54,8 +55,7 @@ class NLayerDiscriminator(nn.Module):
     def __init__(self, in_channels: int, ndf: int = 64, n_layers: int = 4, norm: str = "spectralinstance") -> None:
         super().__init__()
         for name, value in (("in_channels", in_channels), ("ndf", ndf), ("n_layers", n_layers)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name}: expected a positive int, got {value!r}")
+            check_positive_int(name, value)
         if norm not in D_NORMS:
             raise ValueError(f"norm: expected one of {list(D_NORMS)}, got {norm!r}")
         self.in_channels = in_channels

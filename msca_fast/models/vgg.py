@@ -1,12 +1,13 @@
 """The frozen VGG-19 shared by the feature pyramid (Eq. 1), the perceptual loss and the style loss.
 
-Pretrained weights come, in this order, from: a file path given as ``weights``; the
-``MSCA_FAST_VGG19_WEIGHTS`` environment variable (for ``weights="imagenet"``); the torch hub
-cache (``<torch.hub.get_dir()>/checkpoints/vgg19-dcbb9e9d.pth``, where torchvision keeps it);
-a download through torchvision's weights API. When none works the error says how to provide
-them. ``weights="random"`` is an explicit opt-in to random initialisation (tests, offline
-demos; always drawn from :data:`RANDOM_SEED`) and warns, because features from a random VGG
-mean nothing perceptually.
+Pretrained weights (:data:`VGG19_SOURCE`) come, in the order :mod:`msca_fast.pretrained` gives,
+from: a file path given as ``weights``; the ``MSCA_FAST_VGG19_WEIGHTS`` environment variable
+(for ``weights="imagenet"``); the torch hub cache
+(``<torch.hub.get_dir()>/checkpoints/vgg19-dcbb9e9d.pth``, where torchvision keeps it too);
+a download into that cache. When none works :class:`msca_fast.errors.WeightsUnavailable`
+says how to provide them. ``weights="random"`` is an explicit opt-in to random initialisation
+(tests, offline demos; always drawn from :data:`RANDOM_SEED`) and warns, because features from
+a random VGG mean nothing perceptually.
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Sequence
-from pathlib import Path
 
 import torch
 import torchvision
 from torch import Tensor, nn
+
+from msca_fast.pretrained import WeightSource, find_weights_file, load_state_dict_file
 
 # Index of each ReLU in torchvision's vgg19().features.
 LAYER_INDEX = {
@@ -34,57 +36,29 @@ PYRAMID_LAYERS = ("relu1_2", "relu2_2", "relu3_4", "relu4_4", "relu5_4")
 # NVlabs/SPADE's perceptual loss layers and their weights 1/32 .. 1.
 PERCEPTUAL_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 PERCEPTUAL_WEIGHTS = (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0)
-ENV_WEIGHTS = "MSCA_FAST_VGG19_WEIGHTS"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 # weights="random" draws the VGG from this seed, so a checkpoint can record the seed instead
 # of 80 MB of random weights.
 RANDOM_SEED = 0
-
-
-class VGGWeightsUnavailable(RuntimeError):
-    """Pretrained VGG-19 weights were asked for and could not be found or downloaded."""
-
-
-def hub_cache_path() -> Path:
-    """Where torchvision keeps the ImageNet VGG-19 weights once downloaded."""
-    url = torchvision.models.VGG19_Weights.IMAGENET1K_V1.url
-    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(url)
-
-
-def _how_to_provide(reason: str) -> str:
-    url = torchvision.models.VGG19_Weights.IMAGENET1K_V1.url
-    return (
-        f"pretrained VGG-19 weights are needed but {reason}. Provide them in one of these ways:\n"
-        f"  1. download {url} to {hub_cache_path()} (the torch hub cache; torchvision finds it there);\n"
-        f"  2. pass the file's path as vgg_weights (train.py: --vgg-weights PATH), or set {ENV_WEIGHTS}=PATH;\n"
-        f"     a torchvision vgg19 state_dict or the state_dict of its .features both work;\n"
-        f"  3. for tests and offline demos only, vgg_weights='random' (a random VGG: perceptual\n"
-        f"     features, losses and metrics are then meaningless)."
-    )
-
-
-def _load_file(path: Path) -> dict[str, Tensor]:
-    if not path.is_file():
-        raise FileNotFoundError(f"vgg_weights: no such file {str(path)!r}\n" + _how_to_provide("that file is missing"))
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(state, dict):
-        raise ValueError(f"vgg_weights: {str(path)!r} does not hold a state_dict (got {type(state).__name__})")
-    return state
+VGG19_SOURCE = WeightSource(
+    name="ImageNet VGG-19 weights",
+    detail="torchvision's VGG19_Weights.IMAGENET1K_V1: a full vgg19() state_dict or that of its .features",
+    urls=(torchvision.models.VGG19_Weights.IMAGENET1K_V1.url,),
+    env_var="MSCA_FAST_VGG19_WEIGHTS",
+    argument="vgg_weights",
+    flag="--vgg-weights",
+    fallback=(
+        "for tests and offline demos only, vgg_weights='random' (--vgg-weights random): a random VGG, "
+        "whose perceptual features, losses and metrics are meaningless"
+    ),
+)
 
 
 def _pretrained_state_dict(weights: str | os.PathLike) -> dict[str, Tensor]:
-    if weights != "imagenet":
-        return _load_file(Path(weights))
-    if os.environ.get(ENV_WEIGHTS):
-        return _load_file(Path(os.environ[ENV_WEIGHTS]))
-    cached = hub_cache_path()
-    if cached.is_file():
-        return _load_file(cached)
-    try:
-        return torchvision.models.VGG19_Weights.IMAGENET1K_V1.get_state_dict(progress=True, weights_only=True)
-    except Exception as error:  # noqa: BLE001  (any download failure gets the same advice)
-        raise VGGWeightsUnavailable(_how_to_provide(f"the download failed ({error})")) from error
+    """The state_dict of "imagenet" (looked for as :mod:`msca_fast.pretrained` says) or of a file path."""
+    path = find_weights_file(VGG19_SOURCE, None if weights == "imagenet" else weights, allow_download=True, progress=True)
+    return load_state_dict_file(path, VGG19_SOURCE.argument)
 
 
 def _features_only(state: dict[str, Tensor], keep: int) -> dict[str, Tensor]:

@@ -17,8 +17,9 @@ import math
 import torch
 from torch import Tensor
 
+from msca_fast.image_checks import MIN_SIDE
 from msca_fast.models.generator import Generator
-from msca_fast.checks import MIN_SIDE
+from msca_fast.number_checks import check_positive_int
 from msca_fast.synthesis.core import Exemplar, model_device, synthesize
 
 
@@ -57,8 +58,7 @@ def extrapolate(
     x2, c2 = exemplar
     if x2.shape[0] != 1 or c2.shape[0] != 1:
         raise ValueError(f"exemplar: expected one exemplar (batch size 1), got {x2.shape[0]} and {c2.shape[0]}")
-    if batch_size < 1:
-        raise ValueError(f"batch_size: expected a positive int, got {batch_size}")
+    check_positive_int("batch_size", batch_size)
     device = model_device(g)
     canvas_labels = canvas_labels.to(device)
     x2, c2 = x2.to(device), c2.to(device)

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from msca_fast.data.image_io import Size, load_label_ids
-from msca_fast.checks import MIN_SIDE
+from msca_fast.image_checks import MIN_SIDE
 from msca_fast.models.labels import one_hot
 from msca_fast.synthesis.errors import InputError
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from msca_fast.data.catalog import DATA_OPTIONS, DatasetOptions, dataset_options_from
 from msca_fast.models.config import ModelConfig
+from msca_fast.number_checks import check_positive_int
 
 AMP_MODES = ("none", "bf16", "fp16")
 
@@ -97,10 +98,8 @@ class TrainConfig:
             raise ValueError(f"amp: expected one of {list(AMP_MODES)}, got {self.amp!r}")
         positive = ("batch_size", "g_every", "keep_checkpoints", "max_bad_steps", "log_every", "sample_every")
         for name in (*positive, "checkpoint_every"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name}: expected a positive int, got {getattr(self, name)}")
-        if self.epochs is not None and self.epochs < 1:
-            raise ValueError(f"epochs: expected a positive int or None, got {self.epochs}")
+            check_positive_int(name, getattr(self, name))
+        check_positive_int("epochs", self.epochs, allow_none=True)
         for name in ("steps", "pretrain_steps", "workers", "num_samples"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}: expected a non-negative int, got {getattr(self, name)}")

@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torchvision
 from torch import Tensor, nn
 
-from msca_fast.models.vgg import ENV_WEIGHTS, RANDOM_SEED, VGGWeightsUnavailable, hub_cache_path, vgg19_weights
+from msca_fast.errors import WeightsUnavailable
+from msca_fast.models.vgg import RANDOM_SEED, VGG19_SOURCE, vgg19_weights
 
 PREFIX = "image_pyramid.vgg."  # the generator's state_dict keys of its VGG
 RECORD_KEY = "vgg19_source"
@@ -93,7 +93,7 @@ def restore_vgg(generator: nn.Module, checkpoint: dict[str, Any], where: str) ->
     if actual != record.get("sha256"):
         raise ValueError(
             f"{where} was trained with VGG-19 weights of sha256 {str(record.get('sha256'))[:16]}..., but "
-            f"{found_at} holds weights of sha256 {actual[:16]}...; provide the same weights ({_how_to_give(record)})"
+            f"{found_at} holds weights of sha256 {actual[:16]}...; provide the same weights. {_how_to_give(record)}"
         )
 
 
@@ -122,21 +122,21 @@ def _read_recorded(record: dict[str, Any], num_layers: int, where: str) -> tuple
         return vgg19_weights("random", num_layers, seed), f"a random VGG-19 drawn here from seed {seed}"
     if kind == "file":
         path = Path(record.get("path", ""))
-        if not path.is_file() and os.environ.get(ENV_WEIGHTS):
-            path = Path(os.environ[ENV_WEIGHTS])
+        if not path.is_file() and os.environ.get(VGG19_SOURCE.env_var):
+            path = Path(os.environ[VGG19_SOURCE.env_var])
         if not path.is_file():
             raise ValueError(
                 f"{where} was trained with the VGG-19 weights file {record.get('path')!r}, which is not on this "
-                f"machine; {_how_to_give(record)}"
+                f"machine. {_how_to_give(record)}"
             )
         return _read_file(path, num_layers, where), repr(str(path))
-    found_at = _imagenet_location()
+    found_at = VGG19_SOURCE.location_in_words()
     try:
         return vgg19_weights("imagenet", num_layers), found_at
-    except VGGWeightsUnavailable as error:
+    except WeightsUnavailable as error:
         raise ValueError(
             f"{where} was trained with the ImageNet VGG-19, which is not on this machine and could not be "
-            f"downloaded; {_how_to_give(record)}"
+            f"downloaded. {_how_to_give(record)}"
         ) from error
     except (OSError, ValueError, RuntimeError) as error:
         raise ValueError(f"{where}: the ImageNet VGG-19 at {found_at} cannot be read ({type(error).__name__})") from error
@@ -151,18 +151,10 @@ def _read_file(path: Path, num_layers: int, where: str) -> dict[str, Tensor]:
         ) from error
 
 
-def _imagenet_location() -> str:
-    """Where vgg19_weights("imagenet") reads from on this machine, in words."""
-    if os.environ.get(ENV_WEIGHTS):
-        return f"{ENV_WEIGHTS}={os.environ[ENV_WEIGHTS]!r}"
-    cached = hub_cache_path()
-    return repr(str(cached)) if cached.is_file() else "torchvision's download"
-
-
 def _how_to_give(record: dict[str, Any]) -> str:
+    """One sentence: how to give this machine the VGG-19 weights ``record`` describes."""
     if record["kind"] == "random":
-        return "the random VGG depends on the torch version that drew it; use the torch version of the training run"
+        return "The random VGG depends on the torch version that drew it; use the torch version of the training run."
     if record["kind"] == "file":
-        return f"put the file back at {record.get('path')!r}, or set {ENV_WEIGHTS}=PATH to a copy"
-    url = torchvision.models.VGG19_Weights.IMAGENET1K_V1.url
-    return f"download {url} to {hub_cache_path()}, or set {ENV_WEIGHTS}=PATH to a copy"
+        return f"Put the file back at {record.get('path')!r}, or set {VGG19_SOURCE.env_var}=PATH to a copy."
+    return VGG19_SOURCE.where_to_put(with_flag=False)

@@ -18,12 +18,13 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
+from msca_fast.errors import WeightsUnavailable
 from msca_fast.losses import VGGLoss
 from msca_fast.models.config import ModelConfig
 from msca_fast.models.discriminator import MultiscaleDiscriminator
 from msca_fast.models.generator import Generator
 from msca_fast.models.pretrain_head import AttentionPretrainHead
-from msca_fast.models.vgg import PERCEPTUAL_LAYERS, VGG19, VGGWeightsUnavailable
+from msca_fast.models.vgg import PERCEPTUAL_LAYERS, VGG19
 from msca_fast.training import checkpoint as ckpt
 from msca_fast.training import frozen_vgg
 from msca_fast.training import loss_log
@@ -51,7 +52,7 @@ def build_generator(config: ModelConfig) -> tuple[Generator, ModelConfig]:
     try:
         config = config.replace(vgg_weights="imagenet")
         return Generator(config), config
-    except VGGWeightsUnavailable as error:
+    except WeightsUnavailable as error:
         warnings.warn(
             "vgg_weights='auto': no pretrained VGG-19 available, so this run uses a RANDOM VGG for the "
             "feature pyramid and the perceptual loss; samples will be poor. " + str(error).split("\n", 1)[1],

@@ -1,8 +1,10 @@
-"""Argument checks for the image-level public entry points (models, losses, metrics, data).
+"""Checks of image batches and one-hot label maps, the arguments of the image-level entry points
+(models, losses, metrics, data).
 
 One rule for every failure: ``TypeError`` for the wrong kind of object or dtype,
 ``ValueError`` for a wrong shape, size or batch, each naming the argument, what it got
-and what was expected. (The op's own arguments are checked in :mod:`msca_fast.validation`.)
+and what was expected. (The op's own arguments are checked in :mod:`msca_fast.op_arguments`,
+counts in :mod:`msca_fast.number_checks`.)
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Argument checks for the public MSCA functions, run before any kernel.
+"""Checks of the MSCA op's arguments (msca, aggregate, distribute, attention_maps), run before any kernel.
 
 Every failure is a ``TypeError`` (wrong kind of object or dtype) or a ``ValueError``
 (wrong shape, size, device or value) whose message names the argument, what it got and
@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor
+
+from msca_fast.backends.problem import Problem
 
 SUPPORTED_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
@@ -69,27 +71,6 @@ def finite_check(enabled: bool = True) -> Iterator[None]:
         yield
     finally:
         set_finite_check(previous)
-
-
-@dataclass(frozen=True)
-class Problem:
-    """What a backend needs to know to say whether it can serve a call.
-
-    stage is "msca" (both passes), "aggregate" (Eq. 4-5) or "distribute" (Eq. 6-8);
-    sizes a stage does not use are 0.
-    """
-
-    stage: str
-    device: torch.device
-    dtype: torch.dtype
-    batch: int
-    image_channels: int  # N
-    exemplar_label_channels: int  # M2
-    target_label_channels: int  # M1
-    num_regions: int  # K
-    exemplar_pixels: int  # P2 = H2 * W2
-    target_pixels: int  # P1 = H1 * W1
-    requires_grad: bool
 
 
 def _shape(x: Tensor) -> str:
@@ -192,11 +173,6 @@ def _check_batch(name: str, x: Tensor, batch: int, reference_name: str) -> None:
         raise ValueError(
             f"{name}: expected batch size {batch} (that of {reference_name}), got shape {_shape(x)}"
         )
-
-
-def _check_channels(name: str, x: Tensor, channels: int, what: str) -> None:
-    if x.shape[1] != channels:
-        raise ValueError(f"{name}: expected {channels} channels ({what}), got shape {_shape(x)}")
 
 
 def _requires_grad(*tensors: Tensor | None) -> bool:
