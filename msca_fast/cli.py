@@ -14,6 +14,8 @@ with configs directly.
 * a bad option or input (ValueError, OSError, :class:`msca_fast.errors.UserError` such as
   missing pretrained weights):
   ``<name>: error: <message>``, exit code 2;
+* a run that could not go on (:class:`msca_fast.errors.RunFailed`, e.g. training diverged):
+  ``<name>: error: <message>``, exit code 1;
 * Ctrl-C: exit code 130;
 * anything else: ``<name>: error: unexpected <type>: <message> (rerun with --debug for the
   traceback)``, exit code 1; with ``--debug`` the exception propagates.
@@ -29,7 +31,7 @@ import inspect
 import sys
 from collections.abc import Callable
 
-from msca_fast.errors import UserError
+from msca_fast.errors import RunFailed, UserError
 
 # Errors that mean "the user's options or files are wrong or incomplete"; their messages say
 # what was expected (and, for missing weights, where to put the file).
@@ -85,6 +87,9 @@ def run_command(
     except BAD_INPUT as error:
         report(short_name(parser.prog), str(error).strip() or type(error).__name__)
         return 2
+    except RunFailed as error:
+        report(short_name(parser.prog), str(error).strip())
+        return 1
     except Exception as error:  # noqa: BLE001  (one line, never a traceback, unless --debug)
         if debug:
             raise

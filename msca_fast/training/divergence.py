@@ -16,10 +16,11 @@ from collections.abc import Iterable, Mapping
 import torch
 from torch import Tensor, nn
 
+from msca_fast.errors import RunFailed
 from msca_fast.training.state_tensors import named_tensors
 
 
-class TrainingDiverged(RuntimeError):
+class TrainingDiverged(RunFailed):
     """The run stopped because its losses or weights are no longer finite; the message is one
     line naming the iteration, the losses and the checkpoint to resume from."""
 
