@@ -6,16 +6,17 @@ benchmarks; one that cannot serve a case says why and its benchmark is skipped.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Callable
 
 from torch import Tensor
 
 from benchmarks import peers
 from msca_fast.backends import registered_backends
-from msca_fast.ops import msca
 from msca_fast.op_arguments import validate_msca
+from msca_fast.ops import msca
+
 
 @dataclass(frozen=True)
 class Contender:

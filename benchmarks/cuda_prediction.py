@@ -34,8 +34,8 @@ from __future__ import annotations
 
 import argparse
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from benchmarks.cases import CASES, Case
 
@@ -134,7 +134,7 @@ class Shape:
     e: int
 
     @classmethod
-    def of(cls, case: Case, element_bytes: int) -> "Shape":
+    def of(cls, case: Case, element_bytes: int) -> Shape:
         k = case.num_regions
         return cls(case.batch, case.image_channels, case.label_channels, k, padded(k), case.pixels, element_bytes)
 

@@ -12,7 +12,7 @@ CUDA: the caching allocator's own peak counter, minus what was allocated before 
 from __future__ import annotations
 
 import warnings
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch.profiler import ProfilerActivity, profile

@@ -7,7 +7,7 @@ gate (B,K) or None) and return (B,N,H1,W1).
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch._inductor.config

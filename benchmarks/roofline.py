@@ -24,7 +24,7 @@ class Work:
     bytes: int
     flops: int
 
-    def __add__(self, other: "Work") -> "Work":
+    def __add__(self, other: Work) -> Work:
         return Work(self.bytes + other.bytes, self.flops + other.flops)
 
 

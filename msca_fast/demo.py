@@ -22,8 +22,8 @@ from msca_fast import reference
 from msca_fast.backends import backend_reasons, registered_backends
 from msca_fast.cli import new_parser, run_command
 from msca_fast.models.labels import one_hot
-from msca_fast.ops import msca
 from msca_fast.op_arguments import validate_msca
+from msca_fast.ops import msca
 from msca_fast.visuals import save_picture
 
 PROG = "python -m msca_fast.demo"

@@ -15,7 +15,10 @@ import sys
 from msca_fast.cli import add_debug_option, default_text, new_parser, options_of, run_command
 from msca_fast.models.config import NUM_SCALES
 from msca_fast.synthesis.commands import (
-    COMMANDS, run_attention, run_extrapolate, run_interpolate, synthesize_files,
+    run_attention,
+    run_extrapolate,
+    run_interpolate,
+    synthesize_files,
 )  # fmt: skip
 from msca_fast.synthesis.errors import InputError
 from msca_fast.synthesis.session import SynthesisConfig

@@ -6,9 +6,9 @@ files lie in ``Context.work``. Imports no torch.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from benchmarks.gpu_check.results import read_json
 

@@ -17,7 +17,8 @@ import platform
 import shutil
 import subprocess
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from benchmarks.gpu_check.capability import query_arch_list
 

@@ -6,7 +6,7 @@ kernel can be set against its prediction (benchmarks/cuda_prediction.py).
 from __future__ import annotations
 
 import re
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 import torch
 

@@ -37,9 +37,9 @@ from benchmarks.gpu_check.op_results import worst
 from benchmarks.gpu_check.op_timing import RAW_OPS, raw_calls, time_rounds
 from benchmarks.passes import make_call, pass_inputs
 from msca_fast.backends import registered_backends
+from msca_fast.op_arguments import validate_msca
 from msca_fast.ops import msca
 from msca_fast.tolerances import TOLERANCE
-from msca_fast.op_arguments import validate_msca
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 

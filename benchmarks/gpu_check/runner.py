@@ -16,9 +16,9 @@ import subprocess
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 TAIL_LINES = 40  # lines of a step's output kept for the report
 KILL_GRACE_S = 3.0  # between SIGTERM and SIGKILL

@@ -46,7 +46,7 @@ machine (2 shared cores, no GPU, 2026-12-03), and the reasoning:
 from __future__ import annotations
 
 import os
-from typing import Callable
+from collections.abc import Callable
 
 from benchmarks.gpu_check import op_results, results
 from benchmarks.gpu_check.capability import query_arch_list

@@ -1,5 +1,10 @@
 """MSCA backends. Importing this package registers every backend this install can offer."""
 
+from msca_fast.backends import (
+    extension_backend,  # noqa: F401  (registers "cpu" and "cuda")
+    reference_backend,  # noqa: F401  (registers "reference")
+    triton_backend,  # noqa: F401  (registers "triton"; a missing triton shows in its why_not)
+)
 from msca_fast.backends.registry import (
     Backend,
     backend_reasons,
@@ -8,9 +13,6 @@ from msca_fast.backends.registry import (
     registered_backends,
     select_backend,
 )
-from msca_fast.backends import reference_backend  # noqa: F401  (registers "reference")
-from msca_fast.backends import extension_backend  # noqa: F401  (registers "cpu" and "cuda")
-from msca_fast.backends import triton_backend  # noqa: F401  (registers "triton"; a missing triton shows in its why_not)
 
 __all__ = [
     "Backend",

@@ -10,7 +10,7 @@ connects them, :func:`fused_msca` makes the backend's ``msca`` entry point.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import Tensor

@@ -9,8 +9,8 @@ backend and its reason, in the manner of xformers' dispatch.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from torch import Tensor
 

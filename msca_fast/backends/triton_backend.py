@@ -29,7 +29,6 @@ from __future__ import annotations
 import contextlib
 import importlib
 from types import ModuleType
-from typing import Optional
 
 import torch
 from torch import Tensor
@@ -414,8 +413,8 @@ def triton_forward(
     fc1: Tensor,
     phi: Tensor,
     psi: Tensor,
-    psi_bias: Optional[Tensor],
-    gate: Optional[Tensor],
+    psi_bias: Tensor | None,
+    gate: Tensor | None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Eq. 4-8 -> (out (B,N,H1,W1), V (B,N,K) float32, lse (B,K) float32). phi's bias, which
     cancels in the softmax, is left to the fused backends' glue (backends/fused.py)."""
@@ -438,8 +437,8 @@ def triton_backward(
     fc1: Tensor,
     phi: Tensor,
     psi: Tensor,
-    psi_bias: Optional[Tensor],
-    gate: Optional[Tensor],
+    psi_bias: Tensor | None,
+    gate: Tensor | None,
     v: Tensor,
     lse: Tensor,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:

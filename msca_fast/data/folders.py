@@ -46,7 +46,6 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from msca_fast.image_checks import MIN_SIDE
 from msca_fast.data.class_names import (
     ADE20K_CLASS_NAMES,
     COCO_STUFF_CLASS_NAMES,
@@ -56,6 +55,7 @@ from msca_fast.data.class_names import (
 )
 from msca_fast.data.image_io import CorruptFileError, load_image, load_label_ids, resize_label_ids
 from msca_fast.data.scene_filter import cache_file_for, class_fractions, default_cache_dir, is_outdoor_scene
+from msca_fast.image_checks import MIN_SIDE
 from msca_fast.number_checks import check_positive_int
 
 OnCorrupt = Literal["skip", "fail"]
@@ -303,7 +303,7 @@ def _find_layout(
     for image_dir, label_dir in candidates:
         if image_dir.is_dir() and label_dir.is_dir():
             return image_dir, label_dir
-    accepted = " or ".join(f"{i.relative_to(root)}/ + {l.relative_to(root)}/" for i, l in candidates)
+    accepted = " or ".join(f"{i.relative_to(root)}/ + {j.relative_to(root)}/" for i, j in candidates)
     missing = sorted({str(d) for pair in candidates for d in pair if not d.is_dir()})
     raise FileNotFoundError(
         f"{type(dataset).__name__}: expected sub-folders not found under {root}; accepted layouts: "

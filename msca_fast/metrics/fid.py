@@ -8,8 +8,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from msca_fast.metrics.frechet import activation_statistics, frechet_distance
 from msca_fast.image_checks import check_image_batch
+from msca_fast.metrics.frechet import activation_statistics, frechet_distance
 from msca_fast.metrics.inception import FIDInceptionV3
 
 SETS = ("real", "fake")

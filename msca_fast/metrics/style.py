@@ -9,8 +9,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from msca_fast.losses import StyleLoss
 from msca_fast.image_checks import check_image_pair
+from msca_fast.losses import StyleLoss
 
 
 def style_distance(x: Tensor, y: Tensor, style_loss: StyleLoss) -> Tensor:

@@ -9,11 +9,11 @@ from functools import partial
 import torch
 from torch import Tensor, nn
 
-from msca_fast.losses import StyleLoss
 from msca_fast.errors import WeightsUnavailable
+from msca_fast.image_checks import check_image_pair
+from msca_fast.losses import StyleLoss
 from msca_fast.metrics.errors import MetricUnavailable
 from msca_fast.metrics.fid import FIDMetric
-from msca_fast.image_checks import check_image_pair
 from msca_fast.metrics.lpips_vgg import LPIPSMetric
 from msca_fast.metrics.psnr import psnr
 from msca_fast.metrics.style import style_distance

@@ -14,10 +14,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from msca_fast.backends import check_backend_name
+from msca_fast.image_checks import MIN_SIDE, check_image_batch, check_label_map
 from msca_fast.models.alignment import MSCAAlignment, build_aligner
 from msca_fast.models.config import NUM_SCALES, ModelConfig
 from msca_fast.models.features import ImagePyramid, LabelPyramid
-from msca_fast.image_checks import MIN_SIDE, check_image_batch, check_label_map
 from msca_fast.models.spade import SPADEResBlock, conv3x3
 
 # (in, out) channels as multiples of ngf, and the scale each SPADE block runs at (coarse to fine).

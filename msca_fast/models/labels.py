@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+
 def scale_sizes(height: int, width: int, num_scales: int) -> list[tuple[int, int]]:
     """(H // 2**i, W // 2**i) for i = 0..num_scales-1: VGG-19's sizes after i poolings."""
     return [(height >> i, width >> i) for i in range(num_scales)]

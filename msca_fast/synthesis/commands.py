@@ -24,7 +24,6 @@ from msca_fast.synthesis.interpolation import interpolate_styles, spatial_interp
 from msca_fast.synthesis.session import Session, SynthesisConfig, open_session, write_image
 from msca_fast.synthesis.swap_grid import style_swap_grid
 
-
 PathLike = str | os.PathLike
 
 

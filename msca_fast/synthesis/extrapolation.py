@@ -69,10 +69,10 @@ def extrapolate(
     corners = [(top, left) for top in rows for left in columns]
     for first in range(0, len(corners), batch_size):
         chunk = corners[first : first + batch_size]
-        labels = torch.cat([canvas_labels[..., t : t + patch, l : l + patch] for t, l in chunk])
+        labels = torch.cat([canvas_labels[..., top : top + patch, left : left + patch] for top, left in chunk])
         n = len(chunk)
         images = synthesize(g, labels, x2.expand(n, -1, -1, -1), c2.expand(n, -1, -1, -1))
-        for image, (t, l) in zip(images, chunk):
-            total[0, :, t : t + patch, l : l + patch] += window * image
-            weight_sum[0, :, t : t + patch, l : l + patch] += window
+        for image, (top, left) in zip(images, chunk):
+            total[0, :, top : top + patch, left : left + patch] += window * image
+            weight_sum[0, :, top : top + patch, left : left + patch] += window
     return total / weight_sum

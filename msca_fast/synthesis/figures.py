@@ -11,7 +11,6 @@ import torch.nn.functional as F
 import torchvision
 from torch import Tensor
 
-
 WHITE = 1.0  # the padding and blank tiles, in [-1,1] units
 PADDING = 2
 

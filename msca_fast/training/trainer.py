@@ -26,8 +26,7 @@ from msca_fast.models.generator import Generator
 from msca_fast.models.pretrain_head import AttentionPretrainHead
 from msca_fast.models.vgg import PERCEPTUAL_LAYERS, VGG19
 from msca_fast.training import checkpoint as ckpt
-from msca_fast.training import frozen_vgg
-from msca_fast.training import loss_log
+from msca_fast.training import frozen_vgg, loss_log
 from msca_fast.training.config import TrainConfig
 from msca_fast.training.data import batches_per_epoch, build_pairs, epoch_loader, fixed_batch
 from msca_fast.training.disk_full import reporting_full_disk
