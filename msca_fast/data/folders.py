@@ -56,7 +56,7 @@ from msca_fast.data.class_names import (
 from msca_fast.data.image_io import CorruptFileError, load_image, load_label_ids, resize_label_ids
 from msca_fast.data.scene_filter import cache_file_for, class_fractions, default_cache_dir, is_outdoor_scene
 from msca_fast.image_checks import MIN_SIDE
-from msca_fast.number_checks import check_positive_int
+from msca_fast.number_checks import check_non_negative_int, check_positive_int
 
 OnCorrupt = Literal["skip", "fail"]
 
@@ -263,8 +263,7 @@ class LabelFolder(LabeledImageFolder):
     ) -> None:
         super().__init__(root, size, on_corrupt)
         check_positive_int("LabelFolder: label_nc (--label-nc)", label_nc)
-        if dontcare_label is not None and (not isinstance(dontcare_label, int) or dontcare_label < 0):
-            raise ValueError(f"LabelFolder: dontcare_label must be a non-negative integer, got {dontcare_label!r}")
+        check_non_negative_int("LabelFolder: dontcare_label (--dontcare-label)", dontcare_label, allow_none=True)
         image_dir, label_dir = _find_layout(self, "", (("images", "labels"),))
         self.label_nc = label_nc
         self.dontcare_label = dontcare_label

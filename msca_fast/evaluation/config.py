@@ -8,7 +8,7 @@ from pathlib import Path
 from msca_fast.data.catalog import DatasetOptions
 from msca_fast.evaluation.tasks import TASKS
 from msca_fast.metrics.suite import METRIC_NAMES
-from msca_fast.number_checks import check_positive_int
+from msca_fast.number_checks import check_non_negative_int, check_positive_int
 
 DEFAULT_SEED = 1000  # held-out synthetic scenes: no training run uses this seed
 DEFAULT_DATA = DatasetOptions(num_images=100)  # the evaluation images unless told otherwise
@@ -60,10 +60,8 @@ class EvalConfig:
         unknown = [m for m in self.metrics if m not in METRIC_NAMES]
         if unknown or not self.metrics:
             raise ValueError(f"metrics: expected names from {list(METRIC_NAMES)}, got {list(self.metrics)}")
-        for name in ("batch_size",):
-            check_positive_int(name, getattr(self, name))
-        if self.rows < 0:
-            raise ValueError(f"rows: expected a non-negative int, got {self.rows}")
+        check_positive_int("batch_size", self.batch_size)
+        check_non_negative_int("rows", self.rows)
         for name in ("lpips_weights", "fid_weights", "vgg_weights"):
             path = getattr(self, name)
             if path not in (None, "imagenet", "random") and not Path(path).is_file():

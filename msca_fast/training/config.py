@@ -15,7 +15,7 @@ from typing import Any
 
 from msca_fast.data.catalog import DATA_OPTIONS, DatasetOptions, dataset_options_from
 from msca_fast.models.config import ModelConfig
-from msca_fast.number_checks import check_positive_int
+from msca_fast.number_checks import check_non_negative_int, check_positive_int
 
 AMP_MODES = ("none", "bf16", "fp16")
 
@@ -101,8 +101,7 @@ class TrainConfig:
             check_positive_int(name, getattr(self, name))
         check_positive_int("epochs", self.epochs, allow_none=True)
         for name in ("steps", "pretrain_steps", "workers", "num_samples"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name}: expected a non-negative int, got {getattr(self, name)}")
+            check_non_negative_int(name, getattr(self, name))
         if self.lambda_l1 < 0:
             raise ValueError(f"lambda_l1: expected a non-negative weight, got {self.lambda_l1}")
         if self.lr_pretrain is not None and not self.lr_pretrain > 0:
