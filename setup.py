@@ -90,7 +90,10 @@ def extensions():
 setup(
     name="msca-fast",
     version="0.1.0",
-    description="Masked spatial-channel attention (ECCV 2020) as fused kernels, with the full example-guided synthesis system",
+    description=(
+        "Masked spatial-channel attention (ECCV 2020) as fused kernels, "
+        "with the full example-guided synthesis system"
+    ),
     packages=find_packages(include=["msca_fast", "msca_fast.*"]),
     python_requires=">=3.10",
     install_requires=["torch>=2.4", "torchvision>=0.19", "numpy>=1.24", "pillow>=9", "tqdm>=4.60"],

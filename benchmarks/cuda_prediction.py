@@ -101,7 +101,9 @@ class Launch:
 
 
 # The CUDA kernels ATen launches for the small ops, as the profiler names them (substrings).
-ATEN_KERNELS = {"sum": "reduce_kernel", "mul": "elementwise_kernel", "copy_": "elementwise_kernel", "zeros": "FillFunctor"}
+ATEN_KERNELS = {
+    "sum": "reduce_kernel", "mul": "elementwise_kernel", "copy_": "elementwise_kernel", "zeros": "FillFunctor",
+}  # fmt: skip
 
 
 def small_op(op: str, bytes_moved: float) -> Launch:
@@ -171,8 +173,13 @@ def before(case: Case, element_bytes: int, device: Device) -> dict[str, list[Lau
         dram_bytes=e * b * (n + m) * p,
     )  # fmt: skip
     # One thread a region over the chunks (max, sum, weights), then (N x K) / 256 sums over chunks a thread.
-    combine = Launch("combine_kernel", b, THREADS, 1, fma=b * ch * (3 * s.K + n * s.K), wavefronts=b * ch * (4 + n * s.K / WARP),
-                     dram_bytes=4 * b * ch * (n + 2) * kp, serial_cycles=ch * (3 * 40 + 40 * math.ceil(n * s.K / THREADS)))  # fmt: skip
+    combine = Launch(
+        "combine_kernel", b, THREADS, 1,
+        fma=b * ch * (3 * s.K + n * s.K),
+        wavefronts=b * ch * (4 + n * s.K / WARP),
+        dram_bytes=4 * b * ch * (n + 2) * kp,
+        serial_cycles=ch * (3 * 40 + 40 * math.ceil(n * s.K / THREADS)),
+    )  # fmt: skip
     distribute = Launch(
         "distribute_kernel", math.ceil(p / THREADS) * b, THREADS, 3,
         fma=b * p * (m * kp + 2 * kp + n * kp),
@@ -204,7 +211,10 @@ def before(case: Case, element_bytes: int, device: Device) -> dict[str, list[Lau
                small_op("zeros", small), small_op("copy_", small)]  # dV padded  # fmt: skip
     after = [small_op("sum", part_b), small_op("copy_", 4 * (n + m) * kp)]
     casts = [small_op("copy_", 4 * (n + m) * kp)] * 4 if e == 2 else []  # weight gradients back to 16 bits
-    return {"forward": [aggregate, combine, distribute], "backward": between[:2] + [sweep_a] + between[2:] + [sweep_b] + after + casts}
+    return {
+        "forward": [aggregate, combine, distribute],
+        "backward": between[:2] + [sweep_a] + between[2:] + [sweep_b] + after + casts,
+    }
 
 
 # --- the kernels as they are now (launch plan from csrc/msca_cuda_limits.h) ----------------------
@@ -242,8 +252,9 @@ def _pixel_launch(name: str, plan: dict[str, int], s: Shape, fma: float, streami
 
 def _sum_launch(name: str, plan: dict[str, int], chunks: int, partial_bytes: float, fma: float) -> Launch:
     """A kernel that adds partial sums over ``chunks`` chunks, its warps taking a share each in a fixed order."""
-    return Launch(f"{name}_kernel", plan["grid_x"] * plan["grid_y"], THREADS, 4, fma=fma, wavefronts=partial_bytes / 128,
-                  dram_bytes=partial_bytes, serial_cycles=math.ceil(chunks / 8) * CHUNK_LOOP_CYCLES)  # fmt: skip
+    return Launch(f"{name}_kernel", plan["grid_x"] * plan["grid_y"], THREADS, 4, fma=fma,
+                  wavefronts=partial_bytes / 128, dram_bytes=partial_bytes,
+                  serial_cycles=math.ceil(chunks / 8) * CHUNK_LOOP_CYCLES)  # fmt: skip
 
 
 def after(case: Case, element_bytes: int, device: Device) -> dict[str, list[Launch]]:
@@ -267,12 +278,15 @@ def after(case: Case, element_bytes: int, device: Device) -> dict[str, list[Laun
     distribute = _pixel_launch("distribute", plan["distribute"], s, (m + n) * kp, (m + n) * kp / (4 * ppt), 0.0, m + n,
                                e * b * (m + n) * p)  # fmt: skip
     sweep_a = _pixel_launch("sweep_a", plan["sweep_a"], s, (3 * m + 2 * n + 1) * kp, (2 * m + n) * kp / 4,
-                            (n + m + 1) * kp / (4 * rb), m + n + (n + m) * kp / kb + m, e * b * (n + 2 * m) * p)  # fmt: skip
+                            (n + m + 1) * kp / (4 * rb), m + n + (n + m) * kp / kb + m,
+                            e * b * (n + 2 * m) * p)  # fmt: skip
     between = _sum_launch("between_sweeps", plan["between_sweeps"], chunks_a, 4 * b * chunks_a * (n + m + 1) * kp,
                           b * chunks_a * (n + m + 1) * kp)  # fmt: skip
     sweep_b = _pixel_launch("sweep_b", plan["sweep_b"], s, (5 * n + 3 * m) * kp, (4 * n + 2 * m) * kp / 4,
-                            c2 * kp / (4 * rb), c2 + c2 * kp / kb + c2, e * b * 2 * c2 * p)  # fmt: skip
-    phi = _sum_launch("phi_gradient", plan["phi_gradient"], chunks_b, 4 * b * chunks_b * c2 * kp, b * chunks_b * c2 * kp)
+                            c2 * kp / (4 * rb), c2 + c2 * kp / kb + c2,
+                            e * b * 2 * c2 * p)  # fmt: skip
+    phi = _sum_launch("phi_gradient", plan["phi_gradient"], chunks_b, 4 * b * chunks_b * c2 * kp,
+                      b * chunks_b * c2 * kp)  # fmt: skip
     return {"forward": [aggregate, combine, distribute], "backward": [sweep_a, between, sweep_b, phi]}
 
 

@@ -14,7 +14,9 @@ load_error: str | None = None
 try:
     from msca_fast import _C  # noqa: F401
 except ImportError as exc:  # not built: `python setup.py build_ext --inplace`
-    load_error = f"{exc} (build it with `python setup.py build_ext --inplace` or `pip install --no-build-isolation -e .`)"
+    load_error = (
+        f"{exc} (build it with `python setup.py build_ext --inplace` or `pip install --no-build-isolation -e .`)"
+    )
 
 
 emulation_load_error: str | None = None

@@ -96,7 +96,10 @@ def run_command(
         message = " ".join(str(error).split())
         if len(message) > 300:
             message = message[:297].rstrip() + "..."
-        report(short_name(parser.prog), f"unexpected {type(error).__name__}: {message} (rerun with --debug for the traceback)")
+        report(
+            short_name(parser.prog),
+            f"unexpected {type(error).__name__}: {message} (rerun with --debug for the traceback)",
+        )
         return 1
 
 

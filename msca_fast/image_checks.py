@@ -59,7 +59,8 @@ def check_image_pair(first_name: str, first: object, second_name: str, second: o
     first, second = check_image_batch(first_name, first), check_image_batch(second_name, second)
     if first.shape != second.shape:
         raise ValueError(
-            f"{first_name} and {second_name}: expected the same shape, got {tuple(first.shape)} and {tuple(second.shape)}"
+            f"{first_name} and {second_name}: expected the same shape, "
+            f"got {tuple(first.shape)} and {tuple(second.shape)}"
         )
     return first, second
 

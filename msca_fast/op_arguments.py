@@ -121,7 +121,9 @@ def _check_gate(gate: object, batch: int, k: int) -> Tensor | None:
     if gate is None:
         return None
     if not isinstance(gate, Tensor):
-        raise TypeError(f"gate: expected a torch.Tensor of shape (B, K) = ({batch}, {k}) or None, got {type(gate).__name__}")
+        raise TypeError(
+            f"gate: expected a torch.Tensor of shape (B, K) = ({batch}, {k}) or None, got {type(gate).__name__}"
+        )
     if tuple(gate.shape) != (batch, k):
         raise ValueError(f"gate: expected shape (B, K) = ({batch}, {k}), got {_shape(gate)}")
     return gate

@@ -58,7 +58,11 @@ class WeightSource:
         """One sentence: where to save the file so it is found, or how to give its path (with
         the command-line :attr:`flag` too if ``with_flag``)."""
         primary = self.urls[0]
-        give = f"pass its path as {self.flag} PATH or in ${self.env_var}" if with_flag else f"set ${self.env_var} to its path"
+        give = (
+            f"pass its path as {self.flag} PATH or in ${self.env_var}"
+            if with_flag
+            else f"set ${self.env_var} to its path"
+        )
         return f"Save {primary} as {self.cache_path(primary)} (the torch hub cache, searched automatically), or {give}."
 
     def instructions(self, reason: str, searched: bool = True) -> str:
@@ -142,6 +146,7 @@ def load_state_dict_file(path: Path, argument: str) -> dict[str, Tensor]:
 def _existing_file(path: Path, given_by: str, source: WeightSource) -> Path:
     if not path.is_file():
         raise FileNotFoundError(
-            f"{given_by}: no such file {str(path)!r}\n" + source.instructions(f"{str(path)!r} does not exist", searched=False)
+            f"{given_by}: no such file {str(path)!r}\n"
+            + source.instructions(f"{str(path)!r} does not exist", searched=False)
         )
     return path

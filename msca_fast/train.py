@@ -106,7 +106,8 @@ def add_training_arguments(parser: argparse.ArgumentParser, skip: Collection[str
     add("--checkpoint-every", type=int)
     add("--keep-checkpoints", type=int)
     add("--max-bad-steps", type=int,
-        help="stop after this many iterations in a row with non-finite losses (each one's update is skipped)")  # fmt: skip
+        help="stop after this many iterations in a row with non-finite losses "
+             "(each one's update is skipped)")  # fmt: skip
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:

@@ -97,7 +97,10 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     ctx = Context(REPO, work, sys.executable)
     header = [
-        ("command", shlex.join(["python", "-m", "benchmarks.gpu_check", *(argv if argv is not None else sys.argv[1:])])),
+        (
+            "command",
+            shlex.join(["python", "-m", "benchmarks.gpu_check", *(argv if argv is not None else sys.argv[1:])]),
+        ),
         ("started", datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")),
         ("commit", _git_commit()),
         ("logs", f"{pack.ARCHIVE_NAME} (from {work})"),

@@ -64,10 +64,12 @@ def run_steps(steps: list[Step], ctx: Context, total_s: float, out_dir: Path, he
         else:
             allowed = schedule.to_deadline()  # less what preparing took (nvidia-smi, for the build)
             env = {**_base_env(ctx.repo), **command.env, ALLOWED_ENV: f"{allowed:.0f}"}
-            echo("    $ " + " ".join([f"{k}={shlex.quote(v)}" for k, v in command.env.items()] + [shlex.join(command.argv)]))
+            echo("    $ " + " ".join([f"{k}={shlex.quote(v)}" for k, v in command.env.items()]
+                                     + [shlex.join(command.argv)]))  # fmt: skip
             outcome = run_command(command.argv, allowed, cwd=ctx.repo, env=env, log_path=ctx.work / f"{step.name}.log",
                                   echo=lambda line: echo(f"    | {line}"))  # fmt: skip
-        echo(f"<== {step.name}: {outcome.status} in {outcome.seconds:.1f} s{': ' + outcome.note if outcome.note else ''}")
+        echo(f"<== {step.name}: {outcome.status} in {outcome.seconds:.1f} s"
+             f"{': ' + outcome.note if outcome.note else ''}")  # fmt: skip
         done.append(report.StepReport(step.name, step.title, step.budget_s, outcome, _section(step, ctx, outcome)))
         save()
     save(final=True)

@@ -41,7 +41,9 @@ def errors(result: Result, exact: Result) -> dict[str, float]:
     """"output": relative RMS error of the output; one entry per argument but phi_bias:
     relative error of its gradient (the measures of the conformance suite)."""
     found = {"output": rel_rms(result.out, exact.out)}
-    found.update({name: relative_error(result.grads[name], exact.grads[name]) for name in ARG_NAMES if name != "phi_bias"})
+    found.update({
+        name: relative_error(result.grads[name], exact.grads[name]) for name in ARG_NAMES if name != "phi_bias"
+    })  # fmt: skip
     return found
 
 

@@ -26,7 +26,8 @@ def short_kernel_name(name: str) -> str:
 def per_call(kernels: Iterable[tuple[str, int, float]], calls: int) -> list[dict]:
     """(full name, launches, total device microseconds) of each kernel over ``calls`` calls ->
     [{"name", "launches", "device_us"}] per call, the longest first."""
-    rows = [{"name": short_kernel_name(name), "full_name": name, "launches": launches / calls, "device_us": total / calls}
+    rows = [{"name": short_kernel_name(name), "full_name": name,
+             "launches": launches / calls, "device_us": total / calls}
             for name, launches, total in kernels]  # fmt: skip
     return sorted(rows, key=lambda r: -r["device_us"])
 

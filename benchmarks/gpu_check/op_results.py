@@ -147,7 +147,8 @@ def render_kernel_predictions(records: list[dict]) -> str:
         ops = "+".join(r["op"] for r in mine)
         for name, us in predicted.items():
             measured = sum(k["device_us"] for r in mine for k in r["kernels"] if name in k["full_name"])
-            rows.append([case, ops, name, f"{measured:.1f}" if measured else "not seen", f"{us:.1f}", _ratio(measured, us)])
+            rows.append([case, ops, name, f"{measured:.1f}" if measured else "not seen", f"{us:.1f}",
+                         _ratio(measured, us)])  # fmt: skip
     if not rows:
         return ("No kernel predictions (benchmarks/cuda_prediction.py provides none for this GPU, "
                 "or no cuda kernel was profiled).")  # fmt: skip
@@ -163,7 +164,8 @@ def render_ops(records: list[dict]) -> str:
     for dtype in sorted({r["dtype"] for r in records}, key=lambda d: d != "float32"):
         mine = [r for r in records if r["dtype"] == dtype]
         parts += [
-            f"**{dtype}: accuracy** against the float64 reference (worst error / its bound; msca_fast/tolerances.py)", "",
+            f"**{dtype}: accuracy** against the float64 reference "
+            "(worst error / its bound; msca_fast/tolerances.py)", "",
             render_accuracy(mine), "",
             f"**{dtype}: msca_fast.ops.msca** (median of 5-100 rounds, CUDA events; Python and autograd included)", "",
             render_api(mine), "",
@@ -213,5 +215,6 @@ def auto_order_verdict(records: list[dict], priorities: dict[str, int] | None) -
         lines.append(f'- "auto" now tries **{current}** first (priorities: triton {priorities["triton"]}, '
                      f'cuda {priorities["cuda"]}): these timings **{verdict}** that order.')  # fmt: skip
     else:
-        lines.append('- the registry\'s priorities are unknown (backends step missing), so "auto"\'s order is not compared.')
+        lines.append('- the registry\'s priorities are unknown (backends step missing), '
+                     'so "auto"\'s order is not compared.')  # fmt: skip
     return "\n".join(lines)

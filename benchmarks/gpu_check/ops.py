@@ -101,7 +101,8 @@ def run_backend(backend: str, ys: Yardstick, head: dict, device: torch.device, p
     op = lambda *a: msca(*a, backend=backend)  # noqa: E731
     for pass_name in passes:
         emit(_measured({**head, "kind": "api", "pass_name": pass_name}, lambda: time_rounds(
-            make_call(op, pass_name, pass_inputs(ys.args, pass_name), ys.grad_out, device), device, seconds)))  # fmt: skip
+            make_call(op, pass_name, pass_inputs(ys.args, pass_name), ys.grad_out, device),
+            device, seconds)))  # fmt: skip
     if backend not in RAW_OPS:
         return
     try:
@@ -158,10 +159,14 @@ def describe(record: dict) -> str:
         return f"{head}: {record['status']}: {record.get('note', '')}"
     if record["kind"] == "accuracy":
         name = worst(record["errors"], record["bounds"])
-        verdict = "BEYOND TOLERANCE" if record["violations"] else "within tolerance" if record["judged"] else "not judged"
+        verdict = (
+            "BEYOND TOLERANCE" if record["violations"] else "within tolerance" if record["judged"] else "not judged"
+        )
         return f"{head}: {verdict} (worst {name} {record['errors'][name]:.2e}, bound {record['bounds'][name]:.2e})"
     if record["kind"] == "kernels":
-        return f"{head}: " + ", ".join(f"{k['name']} x{k['launches']:g} {k['device_us']:.1f} us" for k in record["kernels"])
+        return f"{head}: " + ", ".join(
+            f"{k['name']} x{k['launches']:g} {k['device_us']:.1f} us" for k in record["kernels"]
+        )
     return f"{head}: {record['median_s'] * 1e6:.1f} us (first call {record['first_call_s']:.2f} s)"
 
 

@@ -23,7 +23,10 @@ def load(module_name: str = "benchmarks.cuda_prediction") -> ModuleType | None:
         module = importlib.import_module(module_name)
     except Exception:  # noqa: BLE001 - no prediction is not a failure of the check
         return None
-    has_both = callable(getattr(module, "kernel_predictions", None)) and callable(getattr(module, "op_predictions", None))
+    has_both = (
+        callable(getattr(module, "kernel_predictions", None))
+        and callable(getattr(module, "op_predictions", None))
+    )
     return module if has_both else None
 
 

@@ -22,7 +22,8 @@ def render_test_lines(path: Path) -> str:
     """Markdown for one test step's JSON lines file."""
     lines = read_json_lines(path)
     if not lines:
-        return "No test results (the step recorded none: it did not start pytest, or pytest failed before the first test)."
+        return ("No test results (the step recorded none: it did not start pytest, "
+                "or pytest failed before the first test).")  # fmt: skip
     finished: dict[str, dict] = {}
     started: list[str] = []
     for line in lines:
@@ -36,10 +37,12 @@ def render_test_lines(path: Path) -> str:
     unfinished = [nodeid for nodeid in dict.fromkeys(started) if nodeid not in finished]
     if unfinished:
         text += ["", f"Still running when the step was stopped: `{unfinished[-1]}`"
-                 + (f" (and {len(unfinished) - 1} more without an outcome)" if len(unfinished) > 1 else "")]  # fmt: skip
+                 + (f" (and {len(unfinished) - 1} more without an outcome)"
+                    if len(unfinished) > 1 else "")]  # fmt: skip
     problems = [r for r in finished.values() if r["outcome"] in ("failed", "error")]
     if problems:
-        text += ["", *(f"- **{r['outcome']}** `{r['nodeid']}`: {_one_line(r.get('message', ''))}"[:600] for r in problems)]
+        text += ["", *(f"- **{r['outcome']}** `{r['nodeid']}`: {_one_line(r.get('message', ''))}"[:600]
+                       for r in problems)]  # fmt: skip
     skipped = [r for r in finished.values() if r["outcome"] == "skipped"]
     skips = Counter(_one_line(r.get("message") or "(none given)")[:200] for r in skipped)
     if skips:

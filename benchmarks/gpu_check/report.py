@@ -47,7 +47,8 @@ def render(header: list[tuple[str, str]], steps: list[StepReport], extra: list[t
         allowed = "-" if o is None or o.allowed_s is None else f"{o.allowed_s:.0f}"
         rows.append([step.name, status, ran, f"{step.budget_s:.0f}", allowed, step.title, "" if o is None else o.note])
     lines += ["", "## Steps", "",
-              table(["step", "status", "seconds", "budget (s)", "allowed (s)", "what", "note"], rows, "llrrrll"), ""]  # fmt: skip
+              table(["step", "status", "seconds", "budget (s)", "allowed (s)", "what", "note"], rows, "llrrrll"),
+              ""]  # fmt: skip
     for heading, body in extra:
         lines += [f"## {heading}", "", body.rstrip(), ""]
     for step in steps:

@@ -80,7 +80,8 @@ def render_backends(data: dict | None) -> str:
               [[b["name"], b["priority"], b["description"]] for b in data.get("backends", [])], "lrl"),  # fmt: skip
         "",
         f"- extension msca_fast._C: {data.get('extension_error') or 'loaded'}"
-        f"{'' if data.get('extension_error') else ', CUDA kernels built: ' + str(data.get('extension_built_with_cuda'))}",
+        + ("" if data.get("extension_error")
+           else ", CUDA kernels built: " + str(data.get("extension_built_with_cuda"))),  # fmt: skip
         f"- triton: {data.get('triton_error') or 'imported'}",
         "",
     ]

@@ -49,7 +49,8 @@ def inputs(shape: tuple[int, ...], dtype: torch.dtype, optional: bool, device: t
 
     psi_bias = randn(k) if optional else None
     gate = torch.rand(b, k, generator=gen).to(dtype).to(device) if optional else None
-    args = (randn(b, n, h2, w2), randn(b, m2, h2, w2), randn(b, m1, h1, w1), randn(k, n + m2), randn(k, m1), psi_bias, gate)
+    args = (randn(b, n, h2, w2), randn(b, m2, h2, w2), randn(b, m1, h1, w1), randn(k, n + m2), randn(k, m1),
+            psi_bias, gate)  # fmt: skip
     return args, randn(b, n, h1, w1)
 
 
@@ -77,7 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     device = torch.device(args.device)
     failed = 0
     for shape, dtype, optional in cases():
-        label = f"K={shape[4]} {str(dtype).removeprefix('torch.')} {'with' if optional else 'without'} psi_bias and gate"
+        label = (f"K={shape[4]} {str(dtype).removeprefix('torch.')} "
+                 f"{'with' if optional else 'without'} psi_bias and gate")  # fmt: skip
         try:
             run_case(shape, dtype, optional, device)
             print(f"{label}: ok", flush=True)

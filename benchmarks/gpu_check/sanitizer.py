@@ -83,7 +83,8 @@ def parse_output(text: str, returncode: int | None) -> dict:
         return {"status": "errors", "errors": errors, "warnings": warnings, "note": first[:300]}
     if returncode not in (0, None):
         last = next((line for line in reversed(text.splitlines()) if line.strip() and not line.startswith("=")), "")
-        return {"status": "failed", "errors": 0, "warnings": warnings, "note": f"workload exit {returncode}: {last}"[:300]}
+        return {"status": "failed", "errors": 0, "warnings": warnings,
+                "note": f"workload exit {returncode}: {last}"[:300]}  # fmt: skip
     return {"status": "clean", "errors": 0, "warnings": warnings, "note": ""}
 
 

@@ -140,8 +140,9 @@ def _sanitizer(ctx: Context) -> Command:
 def _train(backend: str) -> Callable[[Context], Command]:
     def prepare(ctx: Context) -> Command:
         _needs_cuda(ctx)
-        return Command(_module(ctx, "train", "--backend", backend, "--preset", "256", "--device", "cuda", "--warmup", "1",
-                               "--iterations", "5", "--out", str(ctx.work / f"train_{backend}.json")))  # fmt: skip
+        return Command(_module(ctx, "train", "--backend", backend, "--preset", "256", "--device", "cuda",
+                               "--warmup", "1", "--iterations", "5",
+                               "--out", str(ctx.work / f"train_{backend}.json")))  # fmt: skip
 
     return prepare
 
@@ -189,8 +190,9 @@ def default_steps() -> list[Step]:
         Step("sanitizer", "compute-sanitizer on the CUDA operators", 45,
              f"{py} -m benchmarks.gpu_check.sanitizer (memcheck, racecheck, synccheck, initcheck)", _sanitizer,
              _render_sanitizer),  # fmt: skip
-        Step("tests-triton", "GPU tests: Triton and torch.compile", 30, f"{tests} -k '{TEST_SELECTIONS['tests-triton']}'",
-             _tests("tests-triton"), _render_tests("tests-triton")),  # fmt: skip
+        Step("tests-triton", "GPU tests: Triton and torch.compile", 30,
+             f"{tests} -k '{TEST_SELECTIONS['tests-triton']}'", _tests("tests-triton"),
+             _render_tests("tests-triton")),  # fmt: skip
     ]
     for backend in TRAIN_BACKENDS:
         steps.append(Step(f"train-{backend}", f"Training, MSCA backend {backend}", 20,

@@ -104,7 +104,9 @@ def main(argv: list[str] | None = None) -> None:
         with open(args.out, "w", encoding="utf-8") as f:
             json.dump(record, f, indent=1)
 
-    record = run(args.backend, args.preset, torch.device(args.device), args.warmup, args.iterations, args.num_images, save)
+    record = run(
+        args.backend, args.preset, torch.device(args.device), args.warmup, args.iterations, args.num_images, save
+    )
     print(f"{args.backend}: {record['mean_s']:.3f} s / iteration, {record['images_per_s']:.1f} images / s")
 
 

@@ -675,7 +675,9 @@ def msca_bwd_kernel_sweep_a(
                 mask=m_c[:, None] & m_p[None, :],
             )
             # [BK, BLOCK_P] @ [BLOCK_P, BLOCK_C]
-            b_c_t = tl.load(p_c + o_c[None, :] * s_cc + o_p[:, None] * s_cp, mask=m_p[:, None] & m_c[None, :], other=0.0)
+            b_c_t = tl.load(
+                p_c + o_c[None, :] * s_cc + o_p[:, None] * s_cp, mask=m_p[:, None] & m_c[None, :], other=0.0
+            )
             b_dpsi = _dot_fx(b_dt, b_c_t, tl.zeros([BK, BLOCK_C], dtype=tl.float32), DOT_PRECISION, UPCAST_DOTS)
             tl.atomic_add(
                 part_dpsi + (o_slot * K + o_k[:, None]) * M + o_c[None, :], b_dpsi,
@@ -752,8 +754,12 @@ def msca_bwd_kernel_sweep_b(
             o_n = n0 + tl.arange(0, BLOCK_N)
             m_n = o_n < N
             # [BLOCK_P, BLOCK_N] @ [BLOCK_N, BK]
-            b_x_t = tl.load(p_x + o_n[None, :] * s_xc + o_p[:, None] * s_xp, mask=m_p[:, None] & m_n[None, :], other=0.0)
-            b_dv = tl.load(dv + (i_b * N + o_n[:, None]) * K + o_k[None, :], mask=m_n[:, None] & m_k[None, :], other=0.0)
+            b_x_t = tl.load(
+                p_x + o_n[None, :] * s_xc + o_p[:, None] * s_xp, mask=m_p[:, None] & m_n[None, :], other=0.0
+            )
+            b_dv = tl.load(
+                dv + (i_b * N + o_n[:, None]) * K + o_k[None, :], mask=m_n[:, None] & m_k[None, :], other=0.0
+            )
             b_da = _dot_xf(b_x_t, b_dv, b_da, DOT_PRECISION, UPCAST_DOTS)
         b_ds = b_a * (b_da - b_delta[None, :])
         if fx2.dtype.element_ty == tl.float16:
@@ -771,7 +777,9 @@ def msca_bwd_kernel_sweep_b(
             m_c = o_c < N
             # [BK, BLOCK_C]
             b_w = tl.load(phi + o_k[:, None] * (N + M) + o_c[None, :], mask=m_k[:, None] & m_c[None, :], other=0.0)
-            b_dv_t = tl.load(dv + (i_b * N + o_c[None, :]) * K + o_k[:, None], mask=m_k[:, None] & m_c[None, :], other=0.0)
+            b_dv_t = tl.load(
+                dv + (i_b * N + o_c[None, :]) * K + o_k[:, None], mask=m_k[:, None] & m_c[None, :], other=0.0
+            )
             # [BLOCK_P, BLOCK_C]
             b_dz = _dot_fx(b_ds, b_w, tl.zeros([BLOCK_P, BLOCK_C], dtype=tl.float32), DOT_PRECISION, UPCAST_DOTS)
             b_dz = _dot(b_a, b_dv_t, b_dz * ds_unscale, DOT_PRECISION, UPCAST_DOTS)

@@ -85,7 +85,9 @@ class DatasetOptions:
             raise TypeError(f"values: expected a dict saved by DatasetOptions.to_dict, got {type(values).__name__}")
         unknown = sorted(set(values) - set(DATA_OPTIONS))
         if unknown:
-            raise ValueError(f"values: unknown DatasetOptions fields {unknown}; known fields are {sorted(DATA_OPTIONS)}")
+            raise ValueError(
+                f"values: unknown DatasetOptions fields {unknown}; known fields are {sorted(DATA_OPTIONS)}"
+            )
         return cls(**values)
 
     @classmethod

@@ -14,7 +14,9 @@ from torch import Tensor
 
 def label_histograms(labels: Tensor, num_classes: int) -> Tensor:
     """Label ids (N,H,W) -> normalised class histograms (N,num_classes), each summing to 1."""
-    counts = torch.stack([torch.bincount(ids.flatten(), minlength=num_classes)[:num_classes] for ids in labels]).double()
+    counts = torch.stack(
+        [torch.bincount(ids.flatten(), minlength=num_classes)[:num_classes] for ids in labels]
+    ).double()
     return counts / counts.sum(1, keepdim=True).clamp_min(1)
 
 

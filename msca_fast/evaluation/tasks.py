@@ -58,7 +58,9 @@ def build_task(
     from msca_fast.data.synthetic import SyntheticScenes, render
 
     if not isinstance(dataset, SyntheticScenes):
-        raise ValueError("task: 'style-transfer' needs the synthetic data set (its renderer gives the exact ground truth)")
+        raise ValueError(
+            "task: 'style-transfer' needs the synthetic data set (its renderer gives the exact ground truth)"
+        )
     out = []
     size = images[0].shape[-1]
     for i in range(n):

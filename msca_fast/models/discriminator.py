@@ -141,4 +141,6 @@ class MultiscaleDiscriminator(nn.Module):
 def _check_pair(image_name: str, image: object, labels_name: str, labels: object, num_classes: int) -> None:
     """An image (B,3,H,W) and its one-hot label map (B,num_classes,H,W)."""
     image = check_image_batch(image_name, image)
-    check_label_map(labels_name, labels, num_classes, batch=image.shape[0], size=tuple(image.shape[-2:]), like=image_name)
+    check_label_map(
+        labels_name, labels, num_classes, batch=image.shape[0], size=tuple(image.shape[-2:]), like=image_name
+    )

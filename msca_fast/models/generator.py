@@ -89,7 +89,8 @@ class Generator(nn.Module):
         check_label_map("c2", c2, self.config.num_classes, batch=c1.shape[0], size=tuple(x2.shape[-2:]), like="x2")
         if c2.shape[-2:] != x2.shape[-2:]:
             raise ValueError(
-                f"c2: expected the exemplar label map to have x2's size {tuple(x2.shape[-2:])}, got {tuple(c2.shape[-2:])}"
+                f"c2: expected the exemplar label map to have x2's size {tuple(x2.shape[-2:])}, "
+                f"got {tuple(c2.shape[-2:])}"
             )
 
     def align(self, c1: Tensor, x2: Tensor, c2: Tensor) -> AlignedFeatures:

@@ -63,7 +63,12 @@ class SPADE(nn.Module):
     """
 
     def __init__(
-        self, channels: int, condition_channels: int, hidden: int = 128, norm: str = "batch", padding_mode: str = "zeros"
+        self,
+        channels: int,
+        condition_channels: int,
+        hidden: int = 128,
+        norm: str = "batch",
+        padding_mode: str = "zeros",
     ) -> None:
         super().__init__()
         self.norm = param_free_norm(norm, channels)

@@ -57,7 +57,9 @@ VGG19_SOURCE = WeightSource(
 
 def _pretrained_state_dict(weights: str | os.PathLike) -> dict[str, Tensor]:
     """The state_dict of "imagenet" (looked for as :mod:`msca_fast.pretrained` says) or of a file path."""
-    path = find_weights_file(VGG19_SOURCE, None if weights == "imagenet" else weights, allow_download=True, progress=True)
+    path = find_weights_file(
+        VGG19_SOURCE, None if weights == "imagenet" else weights, allow_download=True, progress=True
+    )
     return load_state_dict_file(path, VGG19_SOURCE.argument)
 
 

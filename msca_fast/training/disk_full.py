@@ -47,7 +47,11 @@ def is_out_of_space(error: BaseException, folder: Path, needed: int) -> bool:
     if isinstance(error, OSError):
         return error.errno in OUT_OF_SPACE
     text = str(error)
-    return isinstance(error, RuntimeError) and any(s in text for s in TORCH_WRITER_FAILURES) and free_bytes(folder) < needed
+    return (
+        isinstance(error, RuntimeError)
+        and any(s in text for s in TORCH_WRITER_FAILURES)
+        and free_bytes(folder) < needed
+    )
 
 
 @contextlib.contextmanager

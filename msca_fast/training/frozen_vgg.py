@@ -139,7 +139,9 @@ def _read_recorded(record: dict[str, Any], num_layers: int, where: str) -> tuple
             f"downloaded. {_how_to_give(record)}"
         ) from error
     except (OSError, ValueError, RuntimeError) as error:
-        raise ValueError(f"{where}: the ImageNet VGG-19 at {found_at} cannot be read ({type(error).__name__})") from error
+        raise ValueError(
+            f"{where}: the ImageNet VGG-19 at {found_at} cannot be read ({type(error).__name__})"
+        ) from error
 
 
 def _read_file(path: Path, num_layers: int, where: str) -> dict[str, Tensor]:

@@ -21,7 +21,9 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)
 def notice(signum: int) -> bytes:
     """The line printed when the first stop signal arrives."""
     name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
-    return f"\n{name}: stopping after this iteration to save a checkpoint (Ctrl-C again quits without saving)\n".encode()
+    return (
+        f"\n{name}: stopping after this iteration to save a checkpoint (Ctrl-C again quits without saving)\n"
+    ).encode()
 
 
 class StopRequested(KeyboardInterrupt):

@@ -126,9 +126,13 @@ class Trainer:
         self.images = images
         self.pairs = build_pairs(cfg, images)
         self.batches_per_epoch = batches_per_epoch(len(self.pairs), cfg.batch_size, info)
-        self.samples = fixed_batch(build_pairs(cfg, images, seed_offset=1), cfg.num_samples) if cfg.num_samples else None
+        self.samples = (
+            fixed_batch(build_pairs(cfg, images, seed_offset=1), cfg.num_samples) if cfg.num_samples else None
+        )
         palette = getattr(images, "palette", None)
-        self.palette = torch.as_tensor(palette, dtype=torch.uint8) if palette is not None else class_palette(num_classes)
+        self.palette = (
+            torch.as_tensor(palette, dtype=torch.uint8) if palette is not None else class_palette(num_classes)
+        )
         self.reconstructions: nn.Module = Reconstructions(self.generator)
         self.d_objective: nn.Module = DiscriminatorObjective(self.discriminator)
         self._wrapped = False
@@ -232,7 +236,9 @@ class Trainer:
                 predictions = self.head(self.generator.align(c1, x2, c2))
                 with torch.no_grad():
                     targets = self.head.targets(self.generator.image_pyramid.vgg_features(x1), x1)
-                losses[f"pretrain_{task}"] = self.head.loss([p.float() for p in predictions], [t.float() for t in targets])
+                losses[f"pretrain_{task}"] = self.head.loss(
+                    [p.float() for p in predictions], [t.float() for t in targets]
+                )
             total = losses["pretrain_patch"] + lam * losses["pretrain_global"]
         self.opt_pretrain.zero_grad(set_to_none=True)
         self.scaler.scale(total).backward()
