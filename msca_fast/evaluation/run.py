@@ -16,6 +16,7 @@ from msca_fast.evaluation.metric_setup import open_metric_suite
 from msca_fast.evaluation.report import markdown_table, write_html, write_json
 from msca_fast.evaluation.tasks import TASKS, TaskSample, build_task, task_is_available
 from msca_fast.metrics.region import RegionTransfer
+from msca_fast.metrics.texture import TextureTransfer
 from msca_fast.models.labels import one_hot
 from msca_fast.visuals import class_palette, sample_grid, save_grid
 
@@ -94,22 +95,31 @@ def _batch(chunk: list[TaskSample], num_classes: int, device: torch.device) -> t
     return one_hot(target_ids, num_classes), x2, one_hot(exemplar_ids, num_classes), truth, target_ids, exemplar_ids
 
 
+def _other_phase(chunk: list[TaskSample], device: torch.device) -> Tensor | None:
+    """The chunk's truths in another noise phase (B,3,H,W), or None where the data set has none."""
+    if any(s.other_phase is None for s in chunk):
+        return None
+    return torch.stack([s.other_phase for s in chunk]).to(device)
+
+
 @torch.no_grad()
 def run_task(generator, samples: list[TaskSample], suite, batch_size: int, device: torch.device, rows_dir: Path,
              rows: int, palette: torch.Tensor, desc: str,
              second_samples: list[TaskSample] | None = None) -> tuple[dict[str, float | None], list[Path]]:  # fmt: skip
-    """Synthesize every sample and measure it: the suite's metrics, the region metrics and, for
+    """Synthesize every sample and measure it: the suite's metrics, the region and texture metrics and, for
     models with attention, its quality. ``second_samples`` (same targets, other exemplars) adds
     exemplar sensitivity. Saves the first ``rows`` rows; returns (results, their paths)."""
     num_classes = generator.config.num_classes
     rows_dir.mkdir(parents=True, exist_ok=True)
-    region, attention = RegionTransfer(), AttentionQuality()
+    region, texture, attention = RegionTransfer(), TextureTransfer(), AttentionQuality()
     saved: list[Path] = []
     for start in tqdm(range(0, len(samples), batch_size), desc=desc, leave=False):
-        c1, x2, c2, truth, target_ids, exemplar_ids = _batch(samples[start : start + batch_size], num_classes, device)
+        chunk = samples[start : start + batch_size]
+        c1, x2, c2, truth, target_ids, exemplar_ids = _batch(chunk, num_classes, device)
         output = generator(c1, x2, c2).float().clamp(-1, 1)
         suite.update(output, truth)
         region.update(output, truth, target_ids, x2, exemplar_ids)
+        texture.update(output, truth, target_ids, x2, exemplar_ids, _other_phase(chunk, device))
         attention.update(generator, c1, x2, c2)
         if second_samples is not None:
             _, x2_b, c2_b, truth_b, _, _ = _batch(second_samples[start : start + batch_size], num_classes, device)
@@ -119,4 +129,4 @@ def run_task(generator, samples: list[TaskSample], suite, batch_size: int, devic
                 path = rows_dir / f"{start + k:04d}.png"
                 save_grid(sample_grid(c1[k : k + 1], x2[k : k + 1], output[k : k + 1], truth[k : k + 1], palette), path)
                 saved.append(path)
-    return {**suite.compute(), **region.compute(), **attention.compute()}, saved
+    return {**suite.compute(), **region.compute(), **texture.compute(), **attention.compute()}, saved

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -23,13 +24,16 @@ TASKS = ("duplicate", "mirror", "retrieve", "style-transfer")
 
 @dataclass
 class TaskSample:
-    """One row of a task: ids (H,W) int64 label maps, images (3,H,W) in [-1,1]."""
+    """One row of a task: ids (H,W) int64 label maps, images (3,H,W) in [-1,1];
+    ``other_phase``: the truth rendered with another noise phase (synthetic scenes only), the
+    texture measures' reference for "right texture, other phase"."""
 
     name: str
     target_label: Tensor
     exemplar_image: Tensor
     exemplar_label: Tensor
     truth: Tensor
+    other_phase: Tensor | None = None
 
 
 def build_task(
@@ -44,10 +48,13 @@ def build_task(
     if task not in TASKS:
         raise ValueError(f"task: expected one of {list(TASKS)}, got {task!r}")
     n = len(images)
+    size = images[0].shape[-1] if n else 0
     if task == "duplicate":
-        return [TaskSample(names[i], labels[i], images[i], labels[i], images[i]) for i in range(n)]
+        return [TaskSample(names[i], labels[i], images[i], labels[i], images[i], _other_phase(dataset, i, i, size))
+                for i in range(n)]  # fmt: skip
     if task == "mirror":
-        return [TaskSample(names[i], labels[i], images[i].flip(-1), labels[i].flip(-1), images[i]) for i in range(n)]
+        return [TaskSample(names[i], labels[i], images[i].flip(-1), labels[i].flip(-1), images[i],
+                           _other_phase(dataset, i, i, size)) for i in range(n)]  # fmt: skip
     if task == "retrieve":
         chosen = retrieve_exemplars(torch.stack(labels), num_classes)
         out = []
@@ -62,12 +69,25 @@ def build_task(
             "task: 'style-transfer' needs the synthetic data set (its renderer gives the exact ground truth)"
         )
     out = []
-    size = images[0].shape[-1]
     for i in range(n):
         j = (i + exemplar_offset) % n
         truth, truth_label = render(dataset.layout(i), dataset.style(j), size, size)
-        out.append(TaskSample(f"{names[i]}<-{names[j]}", truth_label, images[j], labels[j], truth))
+        out.append(TaskSample(f"{names[i]}<-{names[j]}", truth_label, images[j], labels[j], truth,
+                              _other_phase(dataset, i, j, size)))  # fmt: skip
     return out
+
+
+def _other_phase(dataset, layout_index: int, style_index: int, size: int) -> Tensor | None:
+    """Scene ``layout_index`` in the style of ``style_index`` with another noise seed (3,S,S),
+    for the synthetic data set; None for others."""
+    from msca_fast.data.synthetic import SyntheticScenes, render
+
+    if not isinstance(dataset, SyntheticScenes):
+        return None
+    style = dataset.style(style_index)
+    image, _ = render(dataset.layout(layout_index), dataclasses.replace(style, seed=(style.seed + 1) % 2**31), size,
+                      size)  # fmt: skip
+    return image
 
 
 def task_is_available(task: str, dataset) -> str | None:
