@@ -13,9 +13,10 @@ area. 0 = flat fills, 1 = as much fine detail as the truth (of any phase).
 *Texture distance*: per class, a sliced Wasserstein distance between the output's and the
 truth's 5x5 high-pass patches centred on the class's interior pixels (64 fixed random
 directions), in grey levels; averaged over classes weighted by their interior area. It
-compares the distribution of local patterns, not their placement: the truth rendered with another noise phase scores low, flat
-fills score the truth's own patch spread, and noise of the right energy but no spatial
-structure scores in between (its patches spread evenly in every direction, a texture's do not).
+compares the distribution of local patterns, not their placement: the truth rendered with
+another noise phase scores low, flat fills score the truth's own patch spread, and noise of the
+right energy but no spatial structure scores in between (its patches spread evenly in every
+direction, a texture's do not).
 
 *Texture score*: (d_flat - d_model) / (d_flat - d_reference), where d_flat is the distance of
 the flat class-copy painting and d_reference that of the truth rendered with another noise phase
