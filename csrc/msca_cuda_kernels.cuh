@@ -35,7 +35,7 @@
 #endif
 
 // Every barrier is numbered, ids unique in this file, so that a test-only build of the
-// emulation can remove any one of them (the mutant sweep of tests/test_cuda_emulation_bites.py).
+// emulation can remove any one of them (the mutant sweep of tests/backends/test_cuda_emulation_bites.py).
 #ifndef MSCA_BARRIER
 #define MSCA_BARRIER(id) __syncthreads()
 #endif

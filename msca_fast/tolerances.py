@@ -1,5 +1,5 @@
 """How far a backend's result may be from the reference: the one tolerance table that the
-conformance suite (tests/test_backend_conformance.py) and the GPU check's op step
+conformance suite (tests/backends/test_backend_conformance.py) and the GPU check's op step
 (benchmarks/gpu_check/op_accuracy.py) both apply, with the error measures they share.
 
 Against the float64 reference run on the same (rounded) input values:

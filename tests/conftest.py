@@ -6,7 +6,7 @@ import torch
 
 # Triton picks its CPU interpreter or its GPU compiler once, when it is first imported (by
 # msca_fast or torch._dynamo, during collection). Without a GPU, pick the interpreter so that
-# tests/test_triton.py can run the kernels on CPU tensors. Only the "triton" backend reads
+# tests/backends/test_triton.py can run the kernels on CPU tensors. Only the "triton" backend reads
 # it, and it then never wins "auto" (see msca_fast/backends/triton_backend.py).
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")

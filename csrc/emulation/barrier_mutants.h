@@ -1,4 +1,4 @@
-// Test-only (-DMSCA_BARRIER_MUTANTS, tests/test_cuda_emulation_bites.py): every numbered
+// Test-only (-DMSCA_BARRIER_MUTANTS, tests/backends/test_cuda_emulation_bites.py): every numbered
 // barrier of csrc/msca_cuda_kernels.cuh, MSCA_BARRIER(id), consults a run-time setting,
 // and the one whose id is selected does nothing. One build removes any barrier: the
 // mutant sweep checks that each removal makes the op fail.

@@ -1,5 +1,5 @@
 // Test-only kernels that break the CUDA execution model's rules, compiled into the
-// emulated library only with -DMSCA_EMULATION_SELF_TEST (tests/test_cuda_emulation_bites.py):
+// emulated library only with -DMSCA_EMULATION_SELF_TEST (tests/backends/test_cuda_emulation_bites.py):
 // each rule the emulation enforces gets a kernel that violates it; others check a warp
 // shuffle's result, show the order of turns a schedule gives, and run msca_math's max_/min_.
 #pragma once

@@ -47,7 +47,7 @@ void set_max_dynamic_shared(Kernel kernel, size_t bytes) {
 #endif
 
 // The op namespace and module name: msca_fast_emulated in msca_fast._C_cuda_emulated; the
-// test-only build (tests/test_cuda_emulation_bites.py) chooses its own, so that it loads
+// test-only build (tests/backends/test_cuda_emulation_bites.py) chooses its own, so that it loads
 // beside it.
 #ifndef MSCA_EMULATED_NAMESPACE
 #define MSCA_EMULATED_NAMESPACE msca_fast_emulated

@@ -97,7 +97,7 @@ def _launches(kinds: tuple[str, ...], bks: tuple[int, ...] = K_PADDINGS) -> tupl
 
 
 # Candidates that compile without spilling a register for sm_80 and sm_90, contiguous and
-# channels_last (tests/test_triton_compile.py), two per (dot kind, BK); which is fastest
+# channels_last (tests/backends/test_triton_compile.py), two per (dot kind, BK); which is fastest
 # awaits a GPU. Exact float32 dots run on the CUDA cores and want smaller chunks.
 GPU_CONFIGS = {
     "aggregate": (

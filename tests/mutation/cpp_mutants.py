@@ -7,7 +7,7 @@ first failing test) or SURVIVED, and exits 1 if any mutant survived.
     python tests/mutation/cpp_mutants.py --jobs 1 --only gemm_dots.remainder_skips_last_region
     python tests/mutation/cpp_mutants.py --list       # the mutants, without building
 
-Not part of the test suite (pytest collects only tests/test_*.py). Run from any directory
+Not part of the test suite (pytest collects only test_*.py files). Run from any directory
 with the project's Python environment (it needs torch, pytest and a C++ compiler). The 24
 mutants took 26 minutes with --jobs 2 on a 2-core machine shared with other work (load about
 5; 16 minutes of CPU time; 45 minutes at load 10): 110 s for the two unmutated builds side by
@@ -49,13 +49,13 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 # first failure). The other backends' cases are deselected, and one test about the build
 # (CUDA kernels present where a CUDA toolchain is) that a CPU-only build fails by design.
 TEST_FILES = [
-    "tests/test_cpu_region_counts.py",
-    "tests/test_backend_conformance.py",
-    "tests/test_extension_kernels.py",
-    "tests/test_ops.py",
+    "tests/backends/test_cpu_region_counts.py",
+    "tests/backends/test_backend_conformance.py",
+    "tests/backends/test_extension_kernels.py",
+    "tests/op/test_ops.py",
 ]
 TEST_SELECTION = ["-k", "not cuda_emulated and not triton"]
-TEST_DESELECTED = ["tests/test_extension_kernels.py::test_cuda_kernels_registered_when_built_with_cuda"]
+TEST_DESELECTED = ["tests/backends/test_extension_kernels.py::test_cuda_kernels_registered_when_built_with_cuda"]
 TEST_TIMEOUT_S = 900  # a mutant that hangs counts as caught
 
 

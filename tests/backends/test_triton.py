@@ -4,7 +4,7 @@ reference, with the interpreter's and the GPU's tile sizes, are in test_backend_
 Triton runs either interpreted on the CPU or compiled for a GPU, chosen once per process when
 it is imported. Without a GPU, tests/conftest.py sets TRITON_INTERPRET=1 first: the kernels
 then run in the interpreter on CPU tensors (which the backend serves only by name), with the
-interpreter's small tiles and with the GPU's. tests/test_triton_compile.py compiles every GPU
+interpreter's small tiles and with the GPU's. tests/backends/test_triton_compile.py compiles every GPU
 variant ahead of time. Tests on CUDA tensors carry the ``gpu`` marker and run whenever a GPU
 is present (and triton is not interpreting).
 """

@@ -8,7 +8,6 @@ import argparse
 import runpy
 import signal
 import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -25,9 +24,9 @@ from msca_fast.training import checkpoint as ckpt
 from msca_fast.training.config import MODEL_OPTIONS, TrainConfig, make_config
 from msca_fast.training.interrupt import StopRequested
 from msca_fast.training.trainer import model_config_for
+from repo_root import ROOT
 from tiny_run import train_tiny
 
-ROOT = Path(__file__).resolve().parents[1]
 COMMANDS = {"train.py": train_cli, "evaluate": evaluate, "synthesize": synthesize, "ablation": ablation, "demo": demo}
 
 # A value other than the cpu-demo preset's for every model option, as train.py arguments.

@@ -26,10 +26,10 @@ from benchmarks.gpu_check.pytest_results import render_test_lines
 from benchmarks.gpu_check.runner import Outcome, Schedule, run_command
 from benchmarks.gpu_check.steps import BUDGETS_S, default_steps
 from msca_fast import _extension
+from repo_root import ROOT
 
 NEEDS_CPU_KERNELS = pytest.mark.skipif(not _extension.extension_loaded(), reason=f"msca_fast._C: {_extension.load_error}")
 
-ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
 
 
@@ -776,7 +776,7 @@ def test_training_worker_times_iterations_on_cpu(monkeypatch):
 
     from benchmarks.gpu_check import train
 
-    # The trainer is built for real; its iteration (27 s on the CPU, tested in test_training*.py)
+    # The trainer is built for real; its iteration (27 s on the CPU, tested in tests/training/)
     # is replaced by a short stand-in: what is tested here is the timing and saving around it.
     ran = []
     monkeypatch.setattr(train.Trainer, "adversarial_iteration", lambda self, batch: (ran.append(batch), time.sleep(0.01)))

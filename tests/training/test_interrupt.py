@@ -15,34 +15,17 @@ import signal
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
-import torch
 
 from msca_fast.training import checkpoint as ckpt
 from msca_fast.training import trainer as trainer_module
 from msca_fast.training.interrupt import StopAtBoundary, StopRequested
+from same_state import assert_same_state
 from tiny_run import train_tiny
 
 SCHEDULE = ("--pretrain-steps", "1", "--steps", "3", "--g-every", "2")  # G+D, D only, G+D
 TOTAL = 4
-
-
-def assert_same_state(a: Any, b: Any, where: str = "checkpoint") -> None:
-    """Bit-for-bit equality of two checkpoint values (tensors: dtype, shape and every bit)."""
-    if isinstance(a, torch.Tensor):
-        assert isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b), f"{where} differs"
-    elif isinstance(a, dict):
-        assert isinstance(b, dict) and a.keys() == b.keys(), f"{where}: keys differ"
-        for key in a:
-            assert_same_state(a[key], b[key], f"{where}[{key!r}]")
-    elif isinstance(a, (list, tuple)):
-        assert type(a) is type(b) and len(a) == len(b), f"{where}: lengths differ"
-        for i, (x, y) in enumerate(zip(a, b)):
-            assert_same_state(x, y, f"{where}[{i}]")
-    else:
-        assert a == b, f"{where}: {a!r} != {b!r}"
 
 
 def training_state(path: Path) -> dict:

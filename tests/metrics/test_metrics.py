@@ -184,7 +184,7 @@ def test_fid_rejects_bad_use():
 
 
 def test_fid_inception_unavailable_says_where_to_get_it(offline):
-    pytest.importorskip("torch_fidelity.feature_extractor_inceptionv3")  # without it: test_metric_packages
+    pytest.importorskip("torch_fidelity.feature_extractor_inceptionv3")  # without it: test_missing_metric_packages
     with pytest.raises(WeightsUnavailable) as caught:
         FIDMetric()
     message = str(caught.value)
@@ -334,7 +334,7 @@ def test_style_distance_of_identical_images_is_zero(random_style_loss):
 
 
 def test_suite_reports_metrics_whose_weights_are_missing():
-    pytest.importorskip("lpips")  # without it LPIPS is missing for another reason: test_metric_packages
+    pytest.importorskip("lpips")  # without it LPIPS is missing for another reason: test_missing_metric_packages
     suite = MetricSuite(
         ("psnr", "lpips", "fid", "style"), fid_feature_extractor=random_projection(), allow_download=True
     )

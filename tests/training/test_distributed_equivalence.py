@@ -34,10 +34,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from repo_root import ROOT
 from tiny_run import TINY_ARGS
 
-ROOT = Path(__file__).resolve().parents[1]
-RECORDER = Path(__file__).resolve().parent / "gradient_recorder.py"
+RECORDER = ROOT / "tests" / "gradient_recorder.py"
 PAIRS_PER_RANK = 1
 ARGS = (
     *TINY_ARGS, "--num-images", "4", "--param-free-norm", "instance", "--padding-mode", "zeros",

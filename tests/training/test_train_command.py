@@ -16,10 +16,11 @@ import torch
 from msca_fast.training import checkpoint as ckpt
 from msca_fast.training import trainer as trainer_module
 from msca_fast.train import main
+from repo_root import ROOT
 from tiny_run import TINY_ARGS, train_tiny
 from tiny_trainer import tiny_trainer
 
-ROOT = Path(__file__).resolve().parents[1]
+
 def losses(out: Path) -> list[dict]:
     return [json.loads(line) for line in (out / "losses.jsonl").read_text().splitlines()]
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -13,8 +12,8 @@ import torch
 from helpers import call
 from msca_fast.ops import MSCA, aggregate, distribute, msca
 from msca_fast.op_arguments import finite_check, finite_check_enabled, set_finite_check
+from repo_root import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 WEIGHTS = ("phi_weight", "phi_bias", "psi_weight", "psi_bias")
 
 

@@ -5,14 +5,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from extension_requirements import missing_extensions, running_in_ci
 from msca_fast import _extension
-
-ROOT = Path(__file__).resolve().parent.parent
+from repo_root import ROOT
 
 
 @pytest.mark.parametrize("value, expected", [("true", True), ("TRUE", True), ("1", True), ("", False), ("false", False)])
@@ -39,7 +37,7 @@ def run_pytest_without(module: str, ci: str | None) -> subprocess.CompletedProce
     """A pytest session over one small test file in which importing ``module`` fails."""
     env = {k: v for k, v in os.environ.items() if k != "CI"} | ({"CI": ci} if ci is not None else {})
     code = (f"import sys; sys.modules[{module!r}] = None; import pytest; "
-            "sys.exit(pytest.main(['-q', '-p', 'no:cacheprovider', 'tests/test_extension.py']))")
+            "sys.exit(pytest.main(['-q', '-p', 'no:cacheprovider', 'tests/backends/test_extension_schemas.py']))")
     return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
 
 

@@ -28,13 +28,14 @@ from helpers import call, rel_rms
 from helpers import inputs_for_shape as inputs_for
 from msca_fast import _extension
 from msca_fast.reference import msca_reference
+from repo_root import ROOT
 
 pytestmark = [
     pytest.mark.cuda_emulated,
     pytest.mark.skipif(not _extension.emulation_loaded(), reason=f"{_extension.emulation_load_error}"),
 ]
 
-CSRC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "csrc")
+CSRC = str(ROOT / "csrc")
 OP_ARGS = ("fx2", "fc2", "fc1", "phi_weight", "psi_weight", "psi_bias", "gate")  # the raw ops' order
 # Orders of a block's threads the mutants run under (each call under all three, compared).
 MUTANT_SCHEDULES = "ascending,descending,random:1"
