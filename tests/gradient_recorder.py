@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from msca_fast.training import trainer as trainer_module
 from msca_fast.train import main as train_main
+from msca_fast.training import trainer as trainer_module
 
 MODELS = ("generator", "head", "discriminator")  # the Trainer attributes recorded
 

@@ -19,12 +19,13 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from model_helpers import tiny_generator
 from msca_fast.data.synthetic import NUM_CLASSES, SyntheticScenes
 from msca_fast.models.generator import Generator
 from msca_fast.training import frozen_vgg
 from msca_fast.training.checkpoint import save_checkpoint
 from msca_fast.visuals import save_picture
+
+from model_helpers import tiny_generator
 
 SIZE = 32  # every scene and label map, square
 GREY_LEVEL = 1 / 127.5  # one step of an 8-bit PNG, in [-1, 1] units

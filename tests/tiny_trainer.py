@@ -14,6 +14,7 @@ from msca_fast.training.data import build_image_dataset, fixed_batch
 from msca_fast.training.distributed import DistInfo
 from msca_fast.training.losses_step import Batch
 from msca_fast.training.trainer import Trainer
+
 from tiny_run import TINY_ARGS
 
 

@@ -20,12 +20,22 @@ import dataclasses
 import pytest
 import torch
 
-from helpers import ARG_NAMES, SHAPES, call, compare_to_reference, forward_and_grads, rel_rms, relative_error, seeded_grad_out
-from helpers import inputs_for_shape as inputs_for
 from msca_fast import _extension
 from msca_fast.backends import backend_reasons, triton_backend
-from msca_fast.tolerances import TOLERANCE, low_precision_bound
 from msca_fast.op_arguments import validate_msca
+from msca_fast.tolerances import TOLERANCE, low_precision_bound
+
+from helpers import (
+    ARG_NAMES,
+    SHAPES,
+    call,
+    compare_to_reference,
+    forward_and_grads,
+    rel_rms,
+    relative_error,
+    seeded_grad_out,
+)
+from helpers import inputs_for_shape as inputs_for
 
 HAS_GPU = torch.cuda.is_available()
 
@@ -136,7 +146,7 @@ def test_channels_last_sliced_and_transposed_inputs(target):
         "sliced": {n: base[n].repeat_interleave(2, dim=3)[..., ::2] for n in maps},  # stride 2 along W
         "transposed weights": {w: base[w].t().contiguous().t() for w in ("phi_weight", "psi_weight")},
     }
-    for name, layout in layouts.items():
+    for layout in layouts.values():
         check_against_reference(target, {**base, **layout})
     skip_unless_served(target, base)
     from msca_fast.ops import msca

@@ -8,8 +8,9 @@ import sys
 
 import pytest
 
-from extension_requirements import missing_extensions, running_in_ci
 from msca_fast import _extension
+
+from extension_requirements import missing_extensions, running_in_ci
 from repo_root import ROOT
 
 

@@ -16,11 +16,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from helpers import ARG_NAMES, call, compare_to_reference, forward_and_grads, relative_error, rel_rms
-from helpers import inputs_for_shape as inputs_for
 from msca_fast import _extension
 from msca_fast.ops import msca
 from msca_fast.tolerances import TOLERANCE
+
+from helpers import ARG_NAMES, call, compare_to_reference, forward_and_grads, rel_rms, relative_error
+from helpers import inputs_for_shape as inputs_for
 from test_backend_conformance import Target, check_against_reference
 
 pytestmark = pytest.mark.skipif(not _extension.extension_loaded(), reason=f"{_extension.load_error}")

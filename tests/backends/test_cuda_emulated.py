@@ -14,12 +14,13 @@ import contextlib
 import pytest
 import torch
 
-from helpers import ARG_NAMES, SHAPES, call, compare_to_reference, forward_and_grads
-from helpers import inputs_for_shape as inputs_for
 from msca_fast import _extension
 from msca_fast.backends import select_backend
-from msca_fast.ops import msca
 from msca_fast.op_arguments import validate_msca
+from msca_fast.ops import msca
+
+from helpers import ARG_NAMES, SHAPES, call, compare_to_reference, forward_and_grads
+from helpers import inputs_for_shape as inputs_for
 
 pytestmark = [
     pytest.mark.cuda_emulated,

@@ -24,10 +24,11 @@ import re
 import pytest
 import torch
 
-from helpers import call, rel_rms
-from helpers import inputs_for_shape as inputs_for
 from msca_fast import _extension
 from msca_fast.reference import msca_reference
+
+from helpers import call, rel_rms
+from helpers import inputs_for_shape as inputs_for
 from repo_root import ROOT
 
 pytestmark = [

@@ -11,10 +11,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from helpers import inputs_for_shape
 from msca_fast import _extension
 from msca_fast.backends import triton_backend
 from msca_fast.backends.devices import BACKWARD_ARGS, FORWARD_ARGS
+
+from helpers import inputs_for_shape
 
 SHAPE = (2, 3, 2, 2, 3, 3, 4, 2, 3)
 

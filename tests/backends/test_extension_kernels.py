@@ -9,13 +9,14 @@ whenever a GPU is present (``pytest -m gpu`` selects them).
 import pytest
 import torch
 
-from helpers import ARG_NAMES, SHAPES, compare_to_reference, forward_and_grads
-from helpers import inputs_for_shape as inputs_for
 from msca_fast import _extension
 from msca_fast.backends import backend_reasons, select_backend
 from msca_fast.backends.extension_backend import cuda_shared_bytes
 from msca_fast.backends.problem import Problem
 from msca_fast.op_arguments import validate_msca
+
+from helpers import ARG_NAMES, SHAPES, compare_to_reference, forward_and_grads
+from helpers import inputs_for_shape as inputs_for
 
 pytestmark = pytest.mark.skipif(not _extension.extension_loaded(), reason=f"{_extension.load_error}")
 

@@ -21,12 +21,17 @@ import torch
 
 pytest.importorskip("triton")
 
-from helpers import ARG_NAMES, LOW_PRECISION_TOL, SHAPES, call, compare_to_reference, inputs_for_shape, rel_rms  # noqa: E402
-from msca_fast.backends import backend_reasons, register_backend, select_backend  # noqa: E402
-from msca_fast.backends import triton_backend  # noqa: E402
+from msca_fast.backends import (  # noqa: E402
+    backend_reasons,
+    register_backend,
+    select_backend,
+    triton_backend,  # noqa: E402
+)
+from msca_fast.op_arguments import validate_msca  # noqa: E402
 from msca_fast.ops import MSCA, msca  # noqa: E402
 from msca_fast.reference import aggregate_reference, msca_reference  # noqa: E402
-from msca_fast.op_arguments import validate_msca  # noqa: E402
+
+from helpers import ARG_NAMES, LOW_PRECISION_TOL, SHAPES, call, compare_to_reference, inputs_for_shape, rel_rms  # noqa: E402
 
 pytestmark = pytest.mark.skipif(triton_backend.import_error is not None, reason=f"{triton_backend.import_error}")
 

@@ -197,7 +197,7 @@ def test_every_gpu_variant_compiles_as_launched(compile_pool, kernel, arch):
     # The binaries are the run-time ones: unit strides become constants, the rest are marked
     # divisible by 16 (SHAPE's are), and the two layouts differ.
     by_layout = {layout: [r for (_, lay, _), r in zip(tasks, results) if lay == layout] for layout in LAYOUTS}
-    for layout, found in by_layout.items():
+    for found in by_layout.values():
         for result in found:
             assert result["divisible"], result["what"]
             if kernel != "combine":

@@ -18,14 +18,26 @@ from types import SimpleNamespace
 
 import pytest
 
-from benchmarks.gpu_check import capability, check, op_kernels, op_results, pack, plan, predictions, report, results
-from benchmarks.gpu_check import sanitizer, steps
+from benchmarks.gpu_check import (
+    capability,
+    check,
+    op_kernels,
+    op_results,
+    pack,
+    plan,
+    predictions,
+    report,
+    results,
+    sanitizer,
+    steps,
+)
 from benchmarks.gpu_check.__main__ import main as gpu_check_main
 from benchmarks.gpu_check.context import ENVIRONMENT_FILE, Command, Context, Skip, Step
 from benchmarks.gpu_check.pytest_results import render_test_lines
 from benchmarks.gpu_check.runner import Outcome, Schedule, run_command
 from benchmarks.gpu_check.steps import BUDGETS_S, default_steps
 from msca_fast import _extension
+
 from repo_root import ROOT
 
 NEEDS_CPU_KERNELS = pytest.mark.skipif(not _extension.extension_loaded(), reason=f"msca_fast._C: {_extension.load_error}")

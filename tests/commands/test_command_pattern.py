@@ -24,6 +24,7 @@ from msca_fast.training import checkpoint as ckpt
 from msca_fast.training.config import MODEL_OPTIONS, TrainConfig, make_config
 from msca_fast.training.interrupt import StopRequested
 from msca_fast.training.trainer import model_config_for
+
 from repo_root import ROOT
 from tiny_run import train_tiny
 

@@ -15,9 +15,19 @@ import torch
 import msca_fast.synthesize as synthesize_cli
 from msca_fast import evaluate as evaluate_cli
 from msca_fast.data.synthetic import NUM_CLASSES, SyntheticScenes
+
 from synthesis_models import (
-    GREY_LEVEL, SIZE, grey_levels, perturbed_copy, read_labels, read_photo, read_png, responsive_generator,
-    scene_files, tile, write_checkpoint,
+    GREY_LEVEL,
+    SIZE,
+    grey_levels,
+    perturbed_copy,
+    read_labels,
+    read_photo,
+    read_png,
+    responsive_generator,
+    scene_files,
+    tile,
+    write_checkpoint,
 )  # fmt: skip
 
 EVAL_SEED = 5  # the evaluation's synthetic scenes

@@ -14,6 +14,7 @@ from PIL import Image
 from msca_fast import ablation, evaluate
 from msca_fast.evaluation.metric_setup import missing_reason
 from msca_fast.models.vgg import VGG19_SOURCE
+
 from tiny_run import TINY_ARGS, tiny_checkpoint
 
 

@@ -23,8 +23,8 @@ from msca_fast.evaluation.tasks import TaskSample, build_task
 from msca_fast.metrics import MetricSuite
 from msca_fast.training import checkpoint as checkpoint_module
 from msca_fast.visuals import class_palette
+
 from region_scene import (
-    CLASS_COPY,
     ERR_CLASS_COPY,
     ERR_GLOBAL,
     EXEMPLAR,
@@ -213,13 +213,13 @@ def test_evaluate_gives_the_perfect_generators_scores(scenes, tmp_path, stand_in
     assert duplicate["region_error_class_copy"] == pytest.approx(0.0, abs=1e-4)
     flat = [x.mean(dim=(1, 2), keepdim=True).expand_as(x) for x in images]
     assert duplicate["region_error_global"] == pytest.approx(
-        sum(region_error_by_hand(f, x, l) for f, x, l in zip(flat, images, labels)) / 6, rel=1e-5)  # fmt: skip
+        sum(region_error_by_hand(f, x, ids) for f, x, ids in zip(flat, images, labels)) / 6, rel=1e-5)  # fmt: skip
     assert duplicate["psnr_global"] == pytest.approx(sum(map(psnr_by_hand, flat, images)) / 6, rel=1e-5)
     # Mirror: the output is the flipped target; the class copy loses nothing by the flip.
     flipped = [x.flip(-1) for x in images]
     assert mirror["psnr"] == pytest.approx(sum(map(psnr_by_hand, flipped, images)) / 6, rel=1e-9)
     assert mirror["region_error"] == pytest.approx(
-        sum(region_error_by_hand(f, x, l) for f, x, l in zip(flipped, images, labels)) / 6, rel=1e-5)  # fmt: skip
+        sum(region_error_by_hand(f, x, ids) for f, x, ids in zip(flipped, images, labels)) / 6, rel=1e-5)  # fmt: skip
     assert mirror["region_error_class_copy"] == pytest.approx(0.0, abs=1e-4)
     assert mirror["region_score"] == pytest.approx(1 - mirror["region_error"] / mirror["region_error_global"], rel=1e-5)
     # Style transfer: exemplars i + 1 and i + 2 for target i; the output is the exemplar itself.
@@ -243,6 +243,6 @@ def test_the_command_line_evaluates_the_raw_weights_when_asked(scenes, tmp_path,
     results = json.loads((out / "results.json").read_text())["results"]["stand-in"]["duplicate"]
     greys = [torch.zeros_like(x) for x in images]
     assert results["psnr"] == pytest.approx(sum(map(psnr_by_hand, greys, images)) / 6, rel=1e-9)
-    error = sum(region_error_by_hand(g, x, l) for g, x, l in zip(greys, images, labels)) / 6
+    error = sum(region_error_by_hand(g, x, ids) for g, x, ids in zip(greys, images, labels)) / 6
     assert results["region_error"] == pytest.approx(error, rel=1e-5)
     assert stand_in_checkpoints == [("stand-in", True), ("stand-in", False)]

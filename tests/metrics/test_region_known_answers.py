@@ -14,6 +14,7 @@ from msca_fast.metrics.region import (
     paint_global_mean,
     region_colour_error,
 )
+
 from region_scene import (
     CLASS_COPY,
     ERR_CLASS_COPY,

@@ -5,11 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from model_helpers import NUM_CLASSES, generator_inputs, label_map, tiny_config, tiny_generator
 from msca_fast import _extension
 from msca_fast.models.alignment import MSCAAlignment
 from msca_fast.models.config import ALIGNMENTS
 from msca_fast.models.generator import Generator
+
+from model_helpers import NUM_CLASSES, generator_inputs, label_map, tiny_config, tiny_generator
 
 
 @pytest.mark.parametrize("size", [(64, 64), (128, 128), (256, 256)])

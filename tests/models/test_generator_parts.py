@@ -9,7 +9,6 @@ import torch
 import torch.nn.functional as F
 import torchvision
 
-from model_helpers import NUM_CLASSES, generator_inputs, label_map, tiny_config, tiny_generator
 from msca_fast.errors import WeightsUnavailable
 from msca_fast.models import vgg as vgg_module
 from msca_fast.models.alignment import ClassMeanAlignment, GAPAlignment
@@ -18,6 +17,8 @@ from msca_fast.models.features import LabelPyramid
 from msca_fast.models.labels import one_hot
 from msca_fast.models.pretrain_head import AttentionPretrainHead
 from msca_fast.models.vgg import VGG19, VGG19_SOURCE, load_vgg19_features
+
+from model_helpers import NUM_CLASSES, generator_inputs, label_map, tiny_config, tiny_generator
 
 # --- config ---------------------------------------------------------------------------------
 
@@ -125,7 +126,7 @@ def test_vgg_taps_match_running_the_layers_by_hand():
     x = torch.rand(1, 3, 32, 32) * 2 - 1
     h = ((x + 1) / 2 - net.mean) / net.std
     by_hand = []
-    for index, layer in enumerate(net.features):
+    for layer in net.features:
         h = layer(h)
         by_hand.append(h)
     relu2_1, relu1_2 = net(x)

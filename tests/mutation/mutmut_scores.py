@@ -11,10 +11,9 @@ import collections
 import sys
 from pathlib import Path
 
+from mutmut.configuration import config
 from mutmut.mutation.data import SourceFileMutationData
 from mutmut.stats import status_by_exit_code
-
-from mutmut.configuration import config
 
 
 def module_counts(path: Path) -> collections.Counter:

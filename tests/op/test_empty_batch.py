@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from helpers import ARG_NAMES, call, make_inputs
 from msca_fast import reference as R
-from msca_fast.ops import MSCA, aggregate, attention_maps, distribute, msca
 from msca_fast.op_arguments import validate_aggregate, validate_distribute, validate_msca
+from msca_fast.ops import MSCA, aggregate, attention_maps, distribute, msca
+
+from helpers import ARG_NAMES, call, make_inputs
 
 # N=3, M2=2, M1=2, K=3, exemplar 3x4, target 2x3 (helpers.make_inputs), with B = 0.
 N, K, H1, W1 = 3, 3, 2, 3

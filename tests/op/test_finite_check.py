@@ -9,9 +9,10 @@ import sys
 import pytest
 import torch
 
-from helpers import call
-from msca_fast.ops import MSCA, aggregate, distribute, msca
 from msca_fast.op_arguments import finite_check, finite_check_enabled, set_finite_check
+from msca_fast.ops import MSCA, aggregate, distribute, msca
+
+from helpers import call
 from repo_root import ROOT
 
 WEIGHTS = ("phi_weight", "phi_bias", "psi_weight", "psi_bias")

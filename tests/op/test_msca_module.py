@@ -8,8 +8,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.testing import assert_close
 
-from helpers import LOW_PRECISION_TOL, backend_params, make_inputs, rel_rms
 from msca_fast.ops import MSCA, aggregate, attention_maps, distribute, msca
+
+from helpers import LOW_PRECISION_TOL, backend_params, make_inputs, rel_rms
 
 N, M2, M1, K = 3, 2, 4, 3
 SIZES = dict(B=2, N=N, M2=M2, M1=M1, K=K, H2=3, W2=5, H1=2, W1=3)

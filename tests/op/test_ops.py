@@ -7,11 +7,12 @@ import torch
 from torch.testing import assert_close
 
 import msca_fast.backends.registry as registry
-from helpers import backend_params, call, loop_msca, make_inputs
 from msca_fast import reference as R
 from msca_fast.backends import Backend, register_backend, registered_backends
-from msca_fast.ops import aggregate, attention_maps, distribute, msca
 from msca_fast.op_arguments import finite_check
+from msca_fast.ops import aggregate, attention_maps, distribute, msca
+
+from helpers import backend_params, call, loop_msca, make_inputs
 
 
 def _msca(inp, backend="auto", **overrides):

@@ -4,8 +4,9 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-from helpers import LOW_PRECISION_TOL, call, loop_msca, make_inputs, rel_rms
 from msca_fast import reference as R
+
+from helpers import LOW_PRECISION_TOL, call, loop_msca, make_inputs, rel_rms
 
 FP64 = {"rtol": 1e-12, "atol": 1e-12}
 

@@ -12,6 +12,7 @@ import torch
 
 import msca_fast.synthesize as synthesize_cli
 from msca_fast import synthesis
+
 from synthesis_models import GREY_LEVEL, SIZE, grey_levels, read_png, synthesis_scenes
 
 

@@ -13,6 +13,7 @@ import torch
 import msca_fast.synthesize as synthesize_cli
 from msca_fast import synthesis
 from msca_fast.models.generator import AlignedFeatures
+
 from synthesis_models import GREY_LEVEL, SIZE, grey_levels, read_png, synthesis_scenes, tile
 
 LAYOUT, A, B = 0, 1, 2  # scenes

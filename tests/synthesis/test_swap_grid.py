@@ -13,6 +13,7 @@ import torch.nn.functional as F
 import msca_fast.synthesize as synthesize_cli
 from msca_fast import synthesis
 from msca_fast.visuals import class_palette
+
 from synthesis_models import GREY_LEVEL, SIZE, grey_levels, read_png, synthesis_scenes, tile
 
 LAYOUTS = (0, 1)  # scenes used as the columns' layouts

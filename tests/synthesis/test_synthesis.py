@@ -21,6 +21,7 @@ from msca_fast.models.labels import one_hot
 from msca_fast.synthesis.figures import PADDING
 from msca_fast.training.checkpoint import load_checkpoint, load_generator
 from msca_fast.visuals import save_picture
+
 from tiny_run import tiny_checkpoint
 
 pytestmark = pytest.mark.usefixtures("load_each_checkpoint_once")

@@ -13,6 +13,7 @@ import torch
 
 import msca_fast.synthesize as synthesize_cli
 from msca_fast import synthesis
+
 from synthesis_models import GREY_LEVEL, grey_levels, read_png, synthesis_scenes
 
 pytestmark = pytest.mark.usefixtures("load_each_checkpoint_once")

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from msca_fast.training.losses_step import Batch
+
 from tiny_trainer import first_batch, single_thread, tiny_trainer
 
 

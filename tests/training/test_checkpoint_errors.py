@@ -11,8 +11,9 @@ import pytest
 import torch
 
 from msca_fast import evaluate
-from msca_fast.training import checkpoint as ckpt
 from msca_fast.train import main as train_main
+from msca_fast.training import checkpoint as ckpt
+
 from tiny_run import TINY_ARGS
 
 

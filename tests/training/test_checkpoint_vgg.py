@@ -13,9 +13,10 @@ import pytest
 import torch
 
 from msca_fast.models.vgg import VGG19_SOURCE, vgg19_feature_layers
+from msca_fast.train import main as train_main
 from msca_fast.training import checkpoint as ckpt
 from msca_fast.training import frozen_vgg
-from msca_fast.train import main as train_main
+
 from tiny_run import TINY_ARGS, train_tiny
 
 NUM_VGG_LAYERS = 36  # vgg19().features up to relu5_4: the generator's VGG

@@ -7,9 +7,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from model_helpers import generator_inputs, tiny_config, tiny_generator
 from msca_fast.models.pretrain_head import AttentionPretrainHead
 from msca_fast.training.losses_step import Batch, generator_losses
+
+from model_helpers import generator_inputs, tiny_config, tiny_generator
 
 
 def test_rgb_pretraining_targets_append_the_area_resized_image():

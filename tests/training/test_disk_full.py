@@ -20,6 +20,7 @@ from msca_fast.training import checkpoint as ckpt
 from msca_fast.training import disk_full, loss_log
 from msca_fast.training import trainer as trainer_module
 from msca_fast.training.disk_full import DiskFull, size_text
+
 from tiny_run import train_tiny
 from tiny_trainer import single_thread
 

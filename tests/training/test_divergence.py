@@ -17,6 +17,7 @@ import torch
 from msca_fast.training import checkpoint as ckpt
 from msca_fast.training.divergence import NonFiniteStreak, TrainingDiverged, describe, non_finite_tensors
 from msca_fast.training.trainer import Trainer
+
 from same_state import assert_same_state
 from tiny_run import train_tiny
 from tiny_trainer import first_batch, single_thread, tiny_trainer

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from msca_fast.training.ema import make_ema, update_ema
+
 from tiny_trainer import first_batch, single_thread, tiny_trainer
 
 G_EVERY = 2

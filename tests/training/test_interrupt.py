@@ -21,6 +21,7 @@ import pytest
 from msca_fast.training import checkpoint as ckpt
 from msca_fast.training import trainer as trainer_module
 from msca_fast.training.interrupt import StopAtBoundary, StopRequested
+
 from same_state import assert_same_state
 from tiny_run import train_tiny
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from msca_fast.training import checkpoint as ckpt
 from msca_fast.training.loss_log import append_row, truncate_after
+
 from tiny_run import train_tiny
 
 

@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from msca_fast.train import main
 from msca_fast.training import checkpoint as ckpt
 from msca_fast.training import trainer as trainer_module
-from msca_fast.train import main
+
 from repo_root import ROOT
 from tiny_run import TINY_ARGS, train_tiny
 from tiny_trainer import tiny_trainer

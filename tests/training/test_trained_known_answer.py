@@ -31,6 +31,7 @@ from msca_fast.metrics.psnr import psnr
 from msca_fast.metrics.region import region_colour_error
 from msca_fast.models.labels import one_hot
 from msca_fast.training.checkpoint import load_checkpoint, load_generator
+
 from tiny_run import train_tiny
 
 ENV_CHECKPOINT = "MSCA_FAST_TRAINED_CHECKPOINT"
