@@ -159,7 +159,10 @@ def test_channels_last_sliced_and_transposed_inputs(target):
 @pytest.mark.parametrize("target", TARGETS)
 def test_empty_batch(target):
     """B = 0: an empty output and zero weight gradients, without a launch."""
-    inp = {n: (t[:0] if n in ("fx2", "fc2", "fc1", "gate") else t) for n, t in inputs_for(SHAPES["tiny"], torch.float32, target.device).items()}
+    inp = {
+        n: (t[:0] if n in ("fx2", "fc2", "fc1", "gate") else t)
+        for n, t in inputs_for(SHAPES["tiny"], torch.float32, target.device).items()
+    }
     if target.backend == "cuda_emulated" and not _extension.emulation_loaded():
         pytest.skip("the emulated CUDA kernels are not built")
     skip_unless_served(target, inputs_for(SHAPES["tiny"], torch.float32, target.device))

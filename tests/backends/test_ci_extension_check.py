@@ -14,7 +14,9 @@ from extension_requirements import missing_extensions, running_in_ci
 from repo_root import ROOT
 
 
-@pytest.mark.parametrize("value, expected", [("true", True), ("TRUE", True), ("1", True), ("", False), ("false", False)])
+@pytest.mark.parametrize(
+    "value, expected", [("true", True), ("TRUE", True), ("1", True), ("", False), ("false", False)]
+)
 def test_ci_is_read_from_the_environment(value, expected):
     assert running_in_ci({"CI": value}) is expected
     assert running_in_ci({}) is False
@@ -24,7 +26,10 @@ def test_each_missing_extension_is_named_with_its_reason(monkeypatch):
     monkeypatch.setattr(_extension, "load_error", "no _C here")
     monkeypatch.setattr(_extension, "emulation_load_error", "no emulation here")
     missing = missing_extensions({})
-    assert missing == ["msca_fast._C did not load: no _C here", "msca_fast._C_cuda_emulated did not load: no emulation here"]
+    assert missing == [
+        "msca_fast._C did not load: no _C here",
+        "msca_fast._C_cuda_emulated did not load: no emulation here",
+    ]
     assert missing_extensions({"MSCA_FAST_SKIP_EMULATION": "1"}) == missing[:1]
 
 
@@ -53,4 +58,6 @@ def test_ci_fails_the_session_when_an_extension_is_missing(module):
 
 def test_without_ci_the_tests_of_a_missing_extension_skip():
     result = run_pytest_without("msca_fast._C", ci=None)
-    assert result.returncode == 0 and " skipped" in result.stdout and "failed" not in result.stdout, result.stdout + result.stderr
+    assert result.returncode == 0 and " skipped" in result.stdout and "failed" not in result.stdout, (
+        result.stdout + result.stderr
+    )

@@ -107,7 +107,9 @@ def mutant_case(name):
     inp = inputs_for(shape)
     if not gate_and_bias:
         inp.update(psi_bias=None, gate=None)
-    grad_out = torch.randn(shape[0], shape[1], shape[7], shape[8], dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    grad_out = torch.randn(
+        shape[0], shape[1], shape[7], shape[8], dtype=torch.float64, generator=torch.Generator().manual_seed(1)
+    )
     leaves = {n: t.clone().requires_grad_() if t is not None else None for n, t in inp.items()}
     out = call(msca_reference, leaves)
     out.backward(grad_out)
@@ -201,7 +203,10 @@ def test_a_race_ascending_order_hides_is_caught_under_the_schedules(emulation):
     with schedules(emulation, "descending"):
         assert torch.isnan(emulation.self_test("mirror_race")[1:64]).all()
     for names in ("ascending,descending", "ascending,random:1"):
-        with schedules(emulation, names), pytest.raises(RuntimeError, match="output 0 of self_test differs under schedules ascending and"):
+        with (
+            schedules(emulation, names),
+            pytest.raises(RuntimeError, match="output 0 of self_test differs under schedules ascending and"),
+        ):
             emulation.self_test("mirror_race")
 
 
@@ -259,7 +264,13 @@ def test_launches_past_the_driver_limits_are_refused(emulation, grid, block):
 
 
 @pytest.mark.parametrize(
-    "grid, block", [((1, 65535, 1), (1, 1, 1)), ((1, 1, 65535), (1, 1, 1)), ((2, 1, 1), (1, 1, 64)), ((2, 1, 1), (1024, 1, 1))]
+    "grid, block",
+    [
+        ((1, 65535, 1), (1, 1, 1)),
+        ((1, 1, 65535), (1, 1, 1)),
+        ((2, 1, 1), (1, 1, 64)),
+        ((2, 1, 1), (1024, 1, 1)),
+    ],
 )
 def test_launches_at_the_driver_limits_run_every_block(emulation, grid, block):
     blocks = grid[0] * grid[1] * grid[2]

@@ -104,7 +104,9 @@ def test_occupancy_at_least_a_quarter_at_the_benchmark_launches(kernels, case):
         shared = launch_plan(case, k.accumulator_bytes, arch)[k.stage].shared_bytes
         value = occupancy(k, shared, arch)
         if value < 0.25:
-            low.append(f"{k.arch} {k.stage} KP={k.regions} {k.dtype}: {value:.1%} ({k.registers} registers, {shared} B)")
+            low.append(
+                f"{k.arch} {k.stage} KP={k.regions} {k.dtype}: {value:.1%} ({k.registers} registers, {shared} B)"
+            )
     assert not low, "\n".join(low)
 
 
@@ -121,7 +123,9 @@ def test_pixel_kernels_give_every_sm_a_block_where_the_image_allows(case, arch):
         launch = plan[stage]
         most = case.batch * -(-case.pixels // (4 * launch.pixels_per_thread))
         assert launch.blocks >= min(device.sms, most), (stage, launch)
-        assert launch.chunk * launch.grid_x >= case.pixels and launch.shared_bytes <= device.optin_shared, (stage, launch)
+        assert (
+            launch.chunk * launch.grid_x >= case.pixels and launch.shared_bytes <= device.optin_shared
+        ), (stage, launch)
         if stage != "distribute":
             assert launch.grid_x <= 256, (stage, launch)
 
@@ -146,7 +150,9 @@ arch = sm_90
   REG:10 STACK:0 SHARED:0 LOCAL:0
 """
     sweep, combine, between = parse_resource_usage(report)
-    assert (sweep.arch, sweep.stage, sweep.regions, sweep.dtype, sweep.registers) == ("sm_90", "sweep_b", 16, "float32", 128)
+    assert (sweep.arch, sweep.stage, sweep.regions, sweep.dtype, sweep.registers) == (
+        "sm_90", "sweep_b", 16, "float32", 128
+    )
     assert (combine.stage, combine.regions, combine.dtype, combine.stack) == ("combine", None, "float64", 16)
     assert (between.stage, between.regions, between.dtype) == ("between_sweeps", None, "bfloat16")
     sm90 = ARCHITECTURES["sm_90"]

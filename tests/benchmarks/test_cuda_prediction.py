@@ -28,7 +28,9 @@ def test_fma_bound_launch_runs_at_the_issue_rate():
 def test_one_load_per_fma_runs_at_a_quarter_of_the_issue_rate():
     fma = 1e9
     loads_per_warp_fma = fma / 32  # one broadcast wavefront a warp FMA
-    assert kernel_seconds(launch(wavefronts=loads_per_warp_fma)) == pytest.approx(4 * kernel_seconds(launch()), rel=0.02)
+    assert kernel_seconds(launch(wavefronts=loads_per_warp_fma)) == pytest.approx(
+        4 * kernel_seconds(launch()), rel=0.02
+    )
 
 
 def test_a_dependent_chain_with_too_few_warps_is_latency_bound():
@@ -52,10 +54,14 @@ def test_serial_cycles_add_per_round_of_resident_blocks():
     assert kernel_seconds(x) == pytest.approx(1e-6, rel=1e-6)
 
 
-NEEDS_LAUNCH_PLAN = pytest.mark.skipif(not _extension.extension_loaded(), reason="'after' reads msca_fast._C's launch plan")
+NEEDS_LAUNCH_PLAN = pytest.mark.skipif(
+    not _extension.extension_loaded(), reason="'after' reads msca_fast._C's launch plan"
+)
 
 
-@pytest.mark.parametrize("design", [pytest.param(d, marks=NEEDS_LAUNCH_PLAN if d == "after" else ()) for d in sorted(cp.DESIGNS)])
+@pytest.mark.parametrize(
+    "design", [pytest.param(d, marks=NEEDS_LAUNCH_PLAN if d == "after" else ()) for d in sorted(cp.DESIGNS)]
+)
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
 def test_every_case_has_positive_predictions(design, dtype):
     for case in CASES:

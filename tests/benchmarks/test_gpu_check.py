@@ -40,7 +40,9 @@ from msca_fast import _extension
 
 from repo_root import ROOT
 
-NEEDS_CPU_KERNELS = pytest.mark.skipif(not _extension.extension_loaded(), reason=f"msca_fast._C: {_extension.load_error}")
+NEEDS_CPU_KERNELS = pytest.mark.skipif(
+    not _extension.extension_loaded(), reason=f"msca_fast._C: {_extension.load_error}"
+)
 
 PY = sys.executable
 
@@ -551,7 +553,9 @@ def test_op_worker_checks_and_times_on_cpu():
 
 def _timed(backend, kind, what, median_s, case="s0_256", dtype="float32", **extra):
     key = "pass_name" if kind == "api" else "op"
-    return dict(kind=kind, case=case, dtype=dtype, backend=backend, status="ok", median_s=median_s, **{key: what}, **extra)
+    return dict(
+        kind=kind, case=case, dtype=dtype, backend=backend, status="ok", median_s=median_s, **{key: what}, **extra
+    )
 
 
 def _kernels(op, kernels, case="s0_256"):
@@ -791,11 +795,15 @@ def test_training_worker_times_iterations_on_cpu(monkeypatch):
     # The trainer is built for real; its iteration (27 s on the CPU, tested in tests/training/)
     # is replaced by a short stand-in: what is tested here is the timing and saving around it.
     ran = []
-    monkeypatch.setattr(train.Trainer, "adversarial_iteration", lambda self, batch: (ran.append(batch), time.sleep(0.01)))
+    monkeypatch.setattr(
+        train.Trainer, "adversarial_iteration", lambda self, batch: (ran.append(batch), time.sleep(0.01))
+    )
     saved = []
     record = train.run("reference", "cpu-demo", torch.device("cpu"), warmup=1, iterations=2, num_images=8,
                        save=lambda r: saved.append(json.loads(json.dumps(r))))  # fmt: skip
     assert len(ran) == 3 and record["backend"] == "reference" and record["timed_iterations"] == 2
     assert [it["timed"] for it in record["iterations"]] == [False, True, True]
-    assert record["mean_s"] >= 0.01 and record["images_per_s"] == pytest.approx(2 * record["batch_size"] / record["mean_s"])
+    assert record["mean_s"] >= 0.01 and (
+        record["images_per_s"] == pytest.approx(2 * record["batch_size"] / record["mean_s"])
+    )
     assert len(saved) == 4 and saved[0]["iterations"] == []  # after set-up, and after each iteration

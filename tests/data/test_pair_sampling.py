@@ -89,6 +89,8 @@ def test_schedule_rejects_bad_values(kwargs, match):
 
 
 def test_wrong_image_size_is_named():
-    pairs = SelfSupervisedPairs(Gradient(size=48), PairSchedule(load_size=64, patch_sizes=(16,), patch_epochs=(), global_size=32))
+    pairs = SelfSupervisedPairs(
+        Gradient(size=48), PairSchedule(load_size=64, patch_sizes=(16,), patch_epochs=(), global_size=32)
+    )
     with pytest.raises(ValueError, match=r"images\[0\]: expected image \(3, 64, 64\)"):
         pairs[0]

@@ -150,7 +150,8 @@ def test_evaluates_a_folder_with_the_training_dataset_options(checkpoint, tmp_pa
         ids[:8] = 255
         Image.fromarray(ids).save(folder / "labels" / f"s{i}.png")
     argv = ["--checkpoint", str(checkpoint), "--dataset", "folder", "--data-root", str(folder), "--label-nc", "11",
-            "--size", "32", "--tasks", "duplicate", "--metrics", "psnr", "--output-dir", str(tmp_path / "e")]  # fmt: skip
+            "--size", "32", "--tasks", "duplicate", "--metrics", "psnr",
+            "--output-dir", str(tmp_path / "e")]  # fmt: skip
     assert evaluate_quietly(argv) == 2  # 11 classes: not the model's 12
     assert evaluate_quietly([*argv, "--dontcare-label", "255"]) == 0
     payload = json.loads((tmp_path / "e" / "results.json").read_text())

@@ -204,7 +204,8 @@ def stand_in_checkpoints(monkeypatch):
 def test_evaluate_gives_the_perfect_generators_scores(scenes, tmp_path, stand_in_checkpoints):
     tasks = ("duplicate", "mirror", "style-transfer")
     config = EvalConfig(checkpoint="stand-in", data=DatasetOptions(num_images=6), size=16, tasks=tasks,
-                        metrics=("psnr",), batch_size=4, rows=1, output_dir=str(tmp_path / "eval"), device="cpu")  # fmt: skip
+                        metrics=("psnr",), batch_size=4, rows=1, output_dir=str(tmp_path / "eval"),
+                        device="cpu")  # fmt: skip
     results = evaluate(config).results
     dataset, (images, labels, names) = scenes
     duplicate, mirror = results["duplicate"], results["mirror"]

@@ -124,12 +124,24 @@ def test_autocast_bfloat16_runs():
 @pytest.mark.parametrize(
     "change, match",
     [
-        (lambda c1, x2, c2: (c1[:, :3], x2, c2), r"c1: expected a one-hot label map \(B, 5, H, W\) .* got shape \(2, 3, 64, 64\)"),
-        (lambda c1, x2, c2: (c1, x2, c2[:, :4]), r"c2: expected a one-hot label map \(B, 5, H, W\) .* got shape \(2, 4, 48, 80\)"),
-        (lambda c1, x2, c2: (c1, x2[:, :1], c2), r"x2: expected an RGB image batch \(B, 3, H, W\) in \[-1, 1\], got shape \(2, 1, 48, 80\)"),
+        (
+            lambda c1, x2, c2: (c1[:, :3], x2, c2),
+            r"c1: expected a one-hot label map \(B, 5, H, W\) .* got shape \(2, 3, 64, 64\)",
+        ),
+        (
+            lambda c1, x2, c2: (c1, x2, c2[:, :4]),
+            r"c2: expected a one-hot label map \(B, 5, H, W\) .* got shape \(2, 4, 48, 80\)",
+        ),
+        (
+            lambda c1, x2, c2: (c1, x2[:, :1], c2),
+            r"x2: expected an RGB image batch \(B, 3, H, W\) in \[-1, 1\], got shape \(2, 1, 48, 80\)",
+        ),
         (lambda c1, x2, c2: (c1, x2[:1], c2), r"x2: expected batch size 2"),
         (lambda c1, x2, c2: (c1, x2, c2[:1]), r"c2: expected batch size 2"),
-        (lambda c1, x2, c2: (c1, x2, c2[..., :40]), r"c2: expected the spatial size of x2 \(48, 80\), got shape \(2, 5, 48, 40\)"),
+        (
+            lambda c1, x2, c2: (c1, x2, c2[..., :40]),
+            r"c2: expected the spatial size of x2 \(48, 80\), got shape \(2, 5, 48, 40\)",
+        ),
         (lambda c1, x2, c2: (c1[..., :8, :8], x2, c2), r"c1: expected height and width of at least 16"),
         (lambda c1, x2, c2: (c1.argmax(1), x2, c2), r"c1: .*msca_fast.models.labels.one_hot"),
         (lambda c1, x2, c2: (c1, x2.numpy(), c2), r"x2: expected a tensor of shape \(B, 3, H, W\), got ndarray"),

@@ -34,6 +34,8 @@ def test_replicate_padding_pads_with_the_edge_pixels_in_eager_and_compiled_runs(
     torch.manual_seed(0)
     conv = conv3x3(1, 1, "replicate")
     x = torch.randn(1, 1, 5, 7)
-    reference = torch.nn.functional.conv2d(torch.nn.functional.pad(x, (1, 1, 1, 1), mode="replicate"), conv.weight, conv.bias)
+    reference = torch.nn.functional.conv2d(
+        torch.nn.functional.pad(x, (1, 1, 1, 1), mode="replicate"), conv.weight, conv.bias
+    )
     torch.testing.assert_close(conv(x), reference, rtol=0, atol=0)
     torch.testing.assert_close(torch.compile(conv)(x), reference, rtol=1e-5, atol=1e-6)

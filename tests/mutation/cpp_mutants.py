@@ -169,8 +169,10 @@ MUTANTS = [
     ),
     Mutant(
         "softmax_columns.first_region_skipped", MATH,
-        "  for (int k = 0; k < K; ++k) {\n    MSCA_SIMD\n    for (int l = 0; l < L; ++l) {\n      y[k * ldy + l] = exp_(",
-        "  for (int k = 1; k < K; ++k) {\n    MSCA_SIMD\n    for (int l = 0; l < L; ++l) {\n      y[k * ldy + l] = exp_(",
+        "  for (int k = 0; k < K; ++k) {\n    MSCA_SIMD\n"
+        "    for (int l = 0; l < L; ++l) {\n      y[k * ldy + l] = exp_(",
+        "  for (int k = 1; k < K; ++k) {\n    MSCA_SIMD\n"
+        "    for (int l = 0; l < L; ++l) {\n      y[k * ldy + l] = exp_(",
         "region 0 is neither exponentiated nor summed",
     ),
     Mutant(
@@ -330,7 +332,8 @@ class Job:
 
     def test(self, name: str) -> tuple[str, str, float]:
         """("passed" | "failed" | "error", first failing test or what went wrong, seconds)."""
-        command = [sys.executable, "-m", "pytest", "-x", "-q", "-rfE", "-p", "no:cacheprovider", *self.tests, *TEST_SELECTION]
+        command = [sys.executable, "-m", "pytest", "-x", "-q", "-rfE", "-p", "no:cacheprovider",
+                   *self.tests, *TEST_SELECTION]
         for test_id in TEST_DESELECTED:
             command += ["--deselect", test_id]
         env = {**os.environ, "PYTHONPATH": self.dir}
@@ -338,7 +341,9 @@ class Job:
         path = self.log_path(name, "test")
         try:
             with open(path, "w") as log:
-                rc = subprocess.run(command, cwd=self.dir, env=env, stdout=log, stderr=subprocess.STDOUT, timeout=TEST_TIMEOUT_S).returncode
+                rc = subprocess.run(
+                    command, cwd=self.dir, env=env, stdout=log, stderr=subprocess.STDOUT, timeout=TEST_TIMEOUT_S,
+                ).returncode
         except subprocess.TimeoutExpired:
             return "failed", f"timed out after {TEST_TIMEOUT_S} s", time.monotonic() - start
         elapsed = time.monotonic() - start
@@ -423,7 +428,8 @@ def print_table(results: list[Result]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--jobs", type=int, default=int(os.environ.get("MAX_JOBS", "2")),
                         help="mutants built and tested at once, each in its own checkout (default: $MAX_JOBS or 2)")
     parser.add_argument("--only", action="append", metavar="NAME", help="run only this mutant (repeatable)")
@@ -470,7 +476,8 @@ def main(argv: list[str] | None = None) -> int:
     if any(r.outcome == "ERROR" for r in results):
         return 2
     survived = [r.name for r in results if r.outcome == "SURVIVED"]
-    print(f"{len(results) - len(survived)} of {len(results)} mutants caught" + (f"; SURVIVED: {', '.join(survived)}" if survived else ""))
+    print(f"{len(results) - len(survived)} of {len(results)} mutants caught"
+          + (f"; SURVIVED: {', '.join(survived)}" if survived else ""))
     return 1 if survived else 0
 
 

@@ -124,7 +124,11 @@ def test_attention_maps_recompose_to_msca(inputs):
 
 
 def test_attention_maps_accept_conv_shaped_weights(inputs):
-    inp = {**inputs, "phi_weight": inputs["phi_weight"][:, :, None, None], "psi_weight": inputs["psi_weight"][:, :, None, None]}
+    inp = {
+        **inputs,
+        "phi_weight": inputs["phi_weight"][:, :, None, None],
+        "psi_weight": inputs["psi_weight"][:, :, None, None],
+    }
     got, want = _maps(inp), _maps(inputs)
     assert torch.equal(got.alpha, want.alpha) and torch.equal(got.beta, want.beta)
 
@@ -173,7 +177,11 @@ def test_msca_rejects_bad_shapes(inputs, bad, match):
         _msca(inputs, **bad)
 
 
-NON_FINITE = [(name, value) for name in ("phi_weight", "phi_bias", "psi_weight", "psi_bias") for value in (float("nan"), float("inf"), float("-inf"))]
+NON_FINITE = [
+    (name, value)
+    for name in ("phi_weight", "phi_bias", "psi_weight", "psi_bias")
+    for value in (float("nan"), float("inf"), float("-inf"))
+]
 
 
 @pytest.mark.parametrize("name,value", NON_FINITE, ids=[f"{n}-{v}" for n, v in NON_FINITE])
@@ -187,7 +195,11 @@ def test_msca_rejects_non_finite_weights(inputs, name, value):
 @pytest.mark.parametrize("name", ["fx2", "fc2", "fc1", "phi_weight", "phi_bias", "psi_weight", "psi_bias", "gate"])
 def test_msca_rejects_dtype_mismatch(inputs, name):
     # fx2 sets the expectation, so a float32 fx2 is reported against the next argument.
-    match = r"fc2: expected dtype torch.float32 \(that of fx2\)" if name == "fx2" else rf"{name}: expected dtype torch.float64"
+    match = (
+        r"fc2: expected dtype torch.float32 \(that of fx2\)"
+        if name == "fx2"
+        else rf"{name}: expected dtype torch.float64"
+    )
     with pytest.raises(TypeError, match=match):
         _msca(inputs, **{name: inputs[name].float()})
 

@@ -147,7 +147,9 @@ def test_a_weights_file_is_recorded_by_path_and_checksum(tmp_path, monkeypatch, 
     newest = ckpt.latest_checkpoint(run)
     with pytest.raises(ValueError) as raised:
         quiet_load(run)
-    assert_one_line(str(raised.value), repr(str(newest)), repr(str(weights.resolve())), "not on this machine", VGG19_SOURCE.env_var)
+    assert_one_line(
+        str(raised.value), repr(str(newest)), repr(str(weights.resolve())), "not on this machine", VGG19_SOURCE.env_var
+    )
     capsys.readouterr()
     assert train_main(["--output-dir", str(run), *TINY_ARGS, *schedule, "--steps", "2", "--resume"]) == 2
     err = capsys.readouterr().err.strip()

@@ -56,7 +56,9 @@ def test_size_text():
 def test_a_checkpoint_write_that_runs_out_of_space_gives_one_line_and_keeps_the_previous(tmp_path, monkeypatch, error):
     ckpt.save_checkpoint(state(2), tmp_path, 2)
     monkeypatch.setattr(ckpt.torch, "save", failing_torch_save(error))
-    monkeypatch.setattr(disk_full.shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**9, 10**9 - 5000, 5000))
+    monkeypatch.setattr(
+        disk_full.shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**9, 10**9 - 5000, 5000)
+    )
     with pytest.raises(DiskFull) as caught:
         ckpt.save_checkpoint(state(4), tmp_path, 4)
     message = str(caught.value)

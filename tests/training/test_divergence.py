@@ -55,7 +55,9 @@ def test_non_finite_tensors_finds_them_anywhere_in_a_checkpoint_state():
 def test_a_non_finite_state_is_not_written_and_rotation_keeps_the_finite_checkpoints(tmp_path):
     for step in (2, 4):
         ckpt.save_checkpoint({"model_config": {}, "w": torch.full((4,), float(step))}, tmp_path, step, keep=2)
-    with pytest.raises(TrainingDiverged, match=r"iteration 6 not written: 1 tensors hold NaN.*\(w\).*checkpoint_00000004"):
+    with pytest.raises(
+        TrainingDiverged, match=r"iteration 6 not written: 1 tensors hold NaN.*\(w\).*checkpoint_00000004"
+    ):
         ckpt.save_checkpoint({"model_config": {}, "w": torch.tensor([1.0, math.nan])}, tmp_path, 6, keep=2)
     assert [p.name for p in ckpt.list_checkpoints(tmp_path)] == ["checkpoint_00000002.pt", "checkpoint_00000004.pt"]
     assert not list(tmp_path.glob("*.tmp"))

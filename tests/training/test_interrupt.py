@@ -69,7 +69,9 @@ def straight(tmp_path_factory):
 
 
 # (0-based iteration, share of it, the signal, train.py's exit code): Ctrl-C, and a scheduler's SIGTERM
-@pytest.mark.parametrize("when, fraction, signum, exit_code", [(0, 0.1, signal.SIGINT, 130), (1, 0.7, signal.SIGTERM, 143)])
+@pytest.mark.parametrize(
+    "when, fraction, signum, exit_code", [(0, 0.1, signal.SIGINT, 130), (1, 0.7, signal.SIGTERM, 143)]
+)
 def test_a_stop_signal_at_any_moment_resumes_exactly(straight, when, fraction, signum, exit_code, tmp_path, monkeypatch,
                                                      capsys):  # fmt: skip
     straight_dir, iteration_seconds = straight
