@@ -75,6 +75,7 @@ def add_training_arguments(parser: argparse.ArgumentParser, skip: Collection[str
     add("--g-every", type=int, help="update G every n-th iteration (paper: 5)")
     add("--lambda-global", type=float, help="weight of global self-reconstruction (paper: 1)")
     add("--lambda-l1", type=float, help="weight of an L1 pixel loss (not in the paper: 0)")
+    add("--l1-pool", type=int, help="the L1 loss compares the means of N x N blocks (1: pixels)")
     add = group("model (msca_fast.models.config.ModelConfig; the class count comes from the data set)")
     add("--variant", dest="alignment", choices=ALIGNMENTS, help="the alignment: msca or a Table 1 ablation")
     add("--msca-backend", help="auto, reference, cpu, cuda, ...")

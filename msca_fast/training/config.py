@@ -71,6 +71,7 @@ class TrainConfig:
     lambda_feat: float = 10.0
     lambda_vgg: float = 10.0
     lambda_l1: float = 0.0  # an L1 pixel loss on both reconstructions (not in the paper; 0 = off)
+    l1_pool: int = 1  # the L1 loss compares l1_pool x l1_pool means: colour, not texture phase (1 = pixels)
     ema_decay: float = 0.999  # at most; early updates use (1 + n) / (10 + n) after n G updates
     # the model
     model: ModelConfig = field(default_factory=cpu_model)
@@ -100,6 +101,7 @@ class TrainConfig:
         for name in (*positive, "checkpoint_every"):
             check_positive_int(name, getattr(self, name))
         check_positive_int("epochs", self.epochs, allow_none=True)
+        check_positive_int("l1_pool", self.l1_pool)
         for name in ("steps", "pretrain_steps", "workers", "num_samples"):
             check_non_negative_int(name, getattr(self, name))
         if self.lambda_l1 < 0:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from msca_fast.losses import feature_matching_loss, hinge_d_loss, hinge_g_loss
@@ -72,9 +73,12 @@ def generator_losses(
     fake: Tensor,
     lambda_feat: float,
     lambda_l1: float = 0.0,
+    l1_pool: int = 1,
 ) -> dict[str, Tensor]:
     """G's terms of Eq. 11 per task: hinge GAN, feature matching (x lambda_feat), VGG, and with
-    lambda_l1 > 0 an L1 pixel loss (x lambda_l1; not in the paper).
+    lambda_l1 > 0 an L1 loss (x lambda_l1; not in the paper) between the means of l1_pool x
+    l1_pool blocks (1: pixels; larger leaves the texture's phase, which the exemplar does not
+    determine, to the other terms).
     Keys: gan_patch, fm_patch, vgg_patch[, l1_patch], gan_global, fm_global, vgg_global[, l1_global]."""
     out: dict[str, Tensor] = {}
     tasks = {
@@ -89,5 +93,8 @@ def generator_losses(
         out[f"fm_{task}"] = feature_matching_loss(real_out, fake_out, weight=lambda_feat)
         out[f"vgg_{task}"] = vgg_loss(generated, real)
         if lambda_l1 > 0:
-            out[f"l1_{task}"] = lambda_l1 * (generated.float() - real.float()).abs().mean()
+            difference = generated.float() - real.float()
+            if l1_pool > 1:
+                difference = F.avg_pool2d(difference, l1_pool, ceil_mode=True)
+            out[f"l1_{task}"] = lambda_l1 * difference.abs().mean()
     return out

@@ -291,7 +291,7 @@ class Trainer:
             with self._autocast():
                 fake_p, fake = self.reconstructions(batch.c_p, batch.x_q, batch.c_q, batch.c, batch.x)
                 terms = generator_losses(
-                    self.discriminator, self.vgg_loss, batch, fake_p, fake, cfg.lambda_feat, cfg.lambda_l1
+                    self.discriminator, self.vgg_loss, batch, fake_p, fake, cfg.lambda_feat, cfg.lambda_l1, cfg.l1_pool
                 )
                 g_loss = sum(v if k.endswith("patch") else lam * v for k, v in terms.items())
             self.opt_g.zero_grad(set_to_none=True)

@@ -154,6 +154,22 @@ def test_generator_losses_match_hand_values():
         assert terms[f"fm_{task}"] > 0
 
 
+def test_pooled_l1_compares_block_means_and_ignores_the_phase_within_a_block():
+    batch = random_batch()
+    fake_p, fake = random_images(4), random_images(5)
+    terms = generator_losses(ProbeDiscriminator(), perceptual_probe, batch, fake_p, fake, 1.0, 2.0, l1_pool=2)
+    for real, generated, task in ((batch.x_p, fake_p, "patch"), (batch.x, fake, "global")):
+        blocks = (F.avg_pool2d(generated, 2) - F.avg_pool2d(real, 2)).abs().mean()
+        assert_close(terms[f"l1_{task}"], 2.0 * blocks, msg=f"l1_{task}")
+    # a checkerboard against the same checkerboard shifted by a pixel: same 2x2 means
+    checker = (torch.arange(4).view(1, 4) + torch.arange(4).view(4, 1)) % 2 * 2.0 - 1.0
+    real, shifted = checker.expand(2, 3, 4, 4), checker.roll(1, -1).expand(2, 3, 4, 4)
+    shifted_batch = batch._replace(x_p=real)
+    pooled = generator_losses(ProbeDiscriminator(), perceptual_probe, shifted_batch, shifted, fake, 1.0, 2.0, 2)
+    pixels = generator_losses(ProbeDiscriminator(), perceptual_probe, shifted_batch, shifted, fake, 1.0, 2.0, 1)
+    assert pooled["l1_patch"] == 0 and pixels["l1_patch"] == 4.0
+
+
 def test_generator_losses_train_the_fakes_only():
     batch = Batch(*(t.clone().requires_grad_() for t in random_batch()))
     fake_p, fake = random_images(4).requires_grad_(), random_images(5).requires_grad_()
