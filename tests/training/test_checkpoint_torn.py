@@ -96,6 +96,10 @@ def write_and_stall(directory: Path, state: dict, stalled) -> None:
         stalled.set()
         time.sleep(600)
 
+    # save_checkpoint checks the state is finite with torch ops; in a child forked from a parent
+    # whose OpenMP pool has run, GNU OpenMP's first parallel region would hang (it is not
+    # fork-safe), so the child computes on its own thread.
+    torch.set_num_threads(1)
     torch.save = torn_save(TORN_AFTER, stall)
     ckpt.save_checkpoint(state, directory, TORN, keep=1)
 
