@@ -51,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     out = p.add_argument_group("output")
     out.add_argument("--output-dir", help=default("output_dir"))
     out.add_argument("--rows", type=int, help=f"sample rows per task in index.html ({default('rows')})")
+    out.add_argument("--zoom", type=int, help=f"sample rows magnified N times, nearest neighbour ({default('zoom')})")
     return p
 
 

@@ -55,6 +55,12 @@ def sample_grid(
     return torchvision.utils.make_grid((tiles.clamp(-1, 1) + 1) / 2, nrow=len(columns), padding=2, pad_value=1.0)
 
 
+def magnify(image: Tensor, factor: int) -> Tensor:
+    """``image`` (..., H, W) enlarged ``factor`` times by repeating pixels (nearest neighbour):
+    (..., H * factor, W * factor), so that texture shows pixel by pixel."""
+    return image.repeat_interleave(factor, dim=-2).repeat_interleave(factor, dim=-1)
+
+
 def save_picture(image: Tensor, path: str | os.PathLike, value_range: tuple[float, float] = (-1.0, 1.0)) -> Path:
     """Writes an RGB picture (3,H,W) or (1,3,H,W) to ``path`` (format from the suffix; the folder
     is made) and returns the path. uint8 pixels are written as they are; floating-point ones are

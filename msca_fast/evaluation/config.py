@@ -24,7 +24,8 @@ class EvalConfig:
     metrics: names from :data:`msca_fast.metrics.suite.METRIC_NAMES`.
     raw_weights: the raw generator instead of its EMA copy.
     strict: a metric whose pretrained network is missing is an error instead of n/a.
-    rows: sample rows per task in index.html.
+    rows: sample rows per task in index.html; zoom: their magnification (nearest neighbour, so
+        that texture shows pixel by pixel).
     lpips_weights, fid_weights, vgg_weights: the metric networks' weight files (None / "imagenet":
         the environment variable, then the torch hub cache, then a download; vgg_weights
         "random" for tests).
@@ -43,6 +44,7 @@ class EvalConfig:
     raw_weights: bool = False
     strict: bool = False
     rows: int = 8
+    zoom: int = 1
     lpips_weights: str | None = None
     fid_weights: str | None = None
     vgg_weights: str = "imagenet"
@@ -62,6 +64,7 @@ class EvalConfig:
             raise ValueError(f"metrics: expected names from {list(METRIC_NAMES)}, got {list(self.metrics)}")
         check_positive_int("batch_size", self.batch_size)
         check_non_negative_int("rows", self.rows)
+        check_positive_int("zoom", self.zoom)
         for name in ("lpips_weights", "fid_weights", "vgg_weights"):
             path = getattr(self, name)
             if path not in (None, "imagenet", "random") and not Path(path).is_file():

@@ -18,7 +18,7 @@ from msca_fast.evaluation.tasks import TASKS, TaskSample, build_task, task_is_av
 from msca_fast.metrics.region import RegionTransfer
 from msca_fast.metrics.texture import TextureTransfer
 from msca_fast.models.labels import one_hot
-from msca_fast.visuals import class_palette, sample_grid, save_grid
+from msca_fast.visuals import class_palette, magnify, sample_grid, save_grid
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,8 @@ def evaluate(config: EvalConfig) -> Evaluation:
         second = build_task(task, *task_images, num_classes, images, 2) if task == "style-transfer" else None
         suite.reset()
         results[task], rows = run_task(generator, samples, suite, config.batch_size, device,
-                                       out / "samples" / task, config.rows, palette, task, second)  # fmt: skip
+                                       out / "samples" / task, config.rows, palette, task, second,
+                                       config.zoom)  # fmt: skip
         html_rows[task] = [str(p.relative_to(out)) for p in rows]
 
     table = markdown_table({Path(config.checkpoint).name: results}, missing)
@@ -105,10 +106,12 @@ def _other_phase(chunk: list[TaskSample], device: torch.device) -> Tensor | None
 @torch.no_grad()
 def run_task(generator, samples: list[TaskSample], suite, batch_size: int, device: torch.device, rows_dir: Path,
              rows: int, palette: torch.Tensor, desc: str,
-             second_samples: list[TaskSample] | None = None) -> tuple[dict[str, float | None], list[Path]]:  # fmt: skip
+             second_samples: list[TaskSample] | None = None,
+             zoom: int = 1) -> tuple[dict[str, float | None], list[Path]]:  # fmt: skip
     """Synthesize every sample and measure it: the suite's metrics, the region and texture metrics and, for
     models with attention, its quality. ``second_samples`` (same targets, other exemplars) adds
-    exemplar sensitivity. Saves the first ``rows`` rows; returns (results, their paths)."""
+    exemplar sensitivity. Saves the first ``rows`` rows, magnified ``zoom`` times; returns
+    (results, their paths)."""
     num_classes = generator.config.num_classes
     rows_dir.mkdir(parents=True, exist_ok=True)
     region, texture, attention = RegionTransfer(), TextureTransfer(), AttentionQuality()
@@ -127,6 +130,7 @@ def run_task(generator, samples: list[TaskSample], suite, batch_size: int, devic
         for k in range(output.shape[0]):
             if len(saved) < rows:
                 path = rows_dir / f"{start + k:04d}.png"
-                save_grid(sample_grid(c1[k : k + 1], x2[k : k + 1], output[k : k + 1], truth[k : k + 1], palette), path)
+                grid = sample_grid(c1[k : k + 1], x2[k : k + 1], output[k : k + 1], truth[k : k + 1], palette)
+                save_grid(magnify(grid, zoom), path)
                 saved.append(path)
     return {**suite.compute(), **region.compute(), **texture.compute(), **attention.compute()}, saved

@@ -10,8 +10,10 @@ import json
 import math
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 from torch import Tensor, nn
 
 from msca_fast import evaluate as evaluate_cli
@@ -231,6 +233,21 @@ def test_evaluate_gives_the_perfect_generators_scores(scenes, tmp_path, stand_in
     assert results["style-transfer"]["sensitivity"] == pytest.approx(change / truth_change, rel=1e-5)
     assert "sensitivity" not in duplicate and "sensitivity" not in mirror
     assert stand_in_checkpoints == [("stand-in", True)]
+
+
+def test_zoomed_sample_rows_repeat_each_pixel(tmp_path, stand_in_checkpoints):
+    """--zoom 3: each sample row is the unzoomed row with every pixel a 3x3 block."""
+    rows = {}
+    for zoom in (1, 3):
+        config = EvalConfig(checkpoint="stand-in", data=DatasetOptions(num_images=2), size=16, tasks=("duplicate",),
+                            metrics=("psnr",), rows=1, zoom=zoom, output_dir=str(tmp_path / f"zoom{zoom}"),
+                            device="cpu")  # fmt: skip
+        evaluate(config)
+        rows[zoom] = np.asarray(Image.open(tmp_path / f"zoom{zoom}" / "samples" / "duplicate" / "0000.png"))
+    assert rows[3].shape == (rows[1].shape[0] * 3, rows[1].shape[1] * 3, 3)
+    assert np.array_equal(rows[3], rows[1].repeat(3, axis=0).repeat(3, axis=1))
+    with pytest.raises(ValueError, match="zoom"):
+        EvalConfig(checkpoint="stand-in", zoom=0)
 
 
 def test_the_command_line_evaluates_the_raw_weights_when_asked(scenes, tmp_path, stand_in_checkpoints):
