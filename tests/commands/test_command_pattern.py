@@ -69,6 +69,12 @@ def test_each_model_flag_reaches_the_model_config(option):
     assert getattr(model_config_for(cfg, 12), option) == value
 
 
+def test_loss_weights_and_ema_decay_have_flags():
+    cfg = train_config("--lambda-feat", "2.5", "--lambda-vgg", "0.5", "--ema-decay", "0.99")
+    assert (cfg.lambda_feat, cfg.lambda_vgg, cfg.ema_decay) == (2.5, 0.5, 0.99)
+    assert (make_config("cpu-demo").lambda_feat, make_config("cpu-demo").lambda_vgg) == (10.0, 10.0)
+
+
 def test_python_train_py_is_the_cpu_demo_run_it_was():
     """The model options the cpu-demo preset gave before ModelConfig moved into TrainConfig."""
     cfg = train_config()
