@@ -91,6 +91,7 @@ def add_training_arguments(parser: argparse.ArgumentParser, skip: Collection[str
     add("--spade-hidden", type=int, help="hidden channels of each SPADE layer")
     add("--param-free-norm", choices=PARAM_FREE_NORMS, help="the SPADE layers' normalisation")
     add("--padding-mode", choices=PADDING_MODES, help="the generator's conv padding")
+    add("--noise-channels", type=int, help="fixed per-pixel noise channels in the SPADE conditions (paper: 0)")
     add("--label-slope", type=float, help="negative slope of the label encoder's LeakyReLU")
     add("--vgg-weights", help="auto, imagenet, random or a path to vgg19 weights")
     add("--ndf", type=int, help="discriminator width")

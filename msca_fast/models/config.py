@@ -11,7 +11,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from msca_fast.number_checks import check_positive_int
+from msca_fast.number_checks import check_non_negative_int, check_positive_int
 
 ALIGNMENTS = ("msca", "gap", "no_attention", "no_masking")
 PARAM_FREE_NORMS = ("batch", "instance", "syncbatch")
@@ -43,6 +43,8 @@ class ModelConfig:
     param_free_norm: the SPADE layers' normalisation ("batch" as SPADE, "instance", "syncbatch").
     padding_mode: the generator's 3x3 convs pad with "zeros" (as SPADE) or "replicate" (no dark
         frame along the borders of small maps; see RESULTS.md).
+    noise_channels: fixed per-pixel noise channels added to every SPADE condition, a source of
+        texture inside regions (:mod:`msca_fast.models.noise`; not in the paper: 0).
     label_slope: negative slope of the label encoder's LeakyReLU.
     vgg_weights: where the frozen VGG-19 comes from ("imagenet", "random" or a file path); see
         :func:`msca_fast.models.vgg.load_vgg19_features`.
@@ -60,6 +62,7 @@ class ModelConfig:
     spade_hidden: int = 128
     param_free_norm: str = "batch"
     padding_mode: str = "zeros"
+    noise_channels: int = 0
     label_slope: float = 0.2
     vgg_weights: str = "imagenet"
     ndf: int = 64
@@ -71,6 +74,7 @@ class ModelConfig:
     def __post_init__(self) -> None:
         for name in ("num_classes", "ngf", "spade_hidden", "ndf", "num_discriminators", "discriminator_layers"):
             check_positive_int(name, getattr(self, name))
+        check_non_negative_int("noise_channels", self.noise_channels)
         for name in ("image_feature_channels", "label_feature_channels", "num_regions"):
             value = getattr(self, name)
             if isinstance(value, list):
@@ -101,6 +105,7 @@ class ModelConfig:
     def to_dict(self) -> dict[str, Any]:
         """Plain Python values only (ints, floats, strs, lists, dicts): safe for weights_only loading."""
         out = dataclasses.asdict(self)
+        check_non_negative_int("noise_channels", self.noise_channels)
         for name in ("image_feature_channels", "label_feature_channels", "num_regions"):
             out[name] = list(out[name])
         return out

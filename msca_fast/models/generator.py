@@ -18,6 +18,7 @@ from msca_fast.image_checks import MIN_SIDE, check_image_batch, check_label_map
 from msca_fast.models.alignment import MSCAAlignment, build_aligner
 from msca_fast.models.config import NUM_SCALES, ModelConfig
 from msca_fast.models.features import ImagePyramid, LabelPyramid
+from msca_fast.models.noise import PositionalNoise
 from msca_fast.models.spade import SPADEResBlock, conv3x3
 
 # (in, out) channels as multiples of ngf, and the scale each SPADE block runs at (coarse to fine).
@@ -56,7 +57,8 @@ class Generator(nn.Module):
             )
             for i in range(NUM_SCALES)
         )
-        condition_ch = [image_ch[i] + label_ch[i] for i in range(NUM_SCALES)]
+        self.noise = PositionalNoise(config.noise_channels) if config.noise_channels else None
+        condition_ch = [image_ch[i] + label_ch[i] + config.noise_channels for i in range(NUM_SCALES)]
         nf = config.ngf
         padding = config.padding_mode
         self.stem = conv3x3(condition_ch[-1], BLOCK_WIDTHS[0][0] * nf, padding)
@@ -103,8 +105,10 @@ class Generator(nn.Module):
         return AlignedFeatures(fx1, fc1)
 
     def decode(self, aligned: AlignedFeatures) -> Tensor:
-        """SPADE synthesis from the aligned features -> image (B,3,H,W) in [-1,1]."""
-        conditions = [torch.cat([fx, fc], dim=1) for fx, fc in zip(aligned.image, aligned.labels)]
+        """SPADE synthesis from the aligned features (and the fixed noise channels, where the
+        config has them) -> image (B,3,H,W) in [-1,1]."""
+        pairs = zip(aligned.image, aligned.labels)
+        conditions = [torch.cat([fx, fc, *self._noise_like(fc)], dim=1) for fx, fc in pairs]
         sizes = [tuple(c.shape[-2:]) for c in conditions]
         x = self.stem(conditions[-1])
         for block, scale in zip(self.blocks, BLOCK_SCALES):
@@ -112,6 +116,13 @@ class Generator(nn.Module):
                 x = F.interpolate(x, size=sizes[scale], mode="nearest")
             x = block(x, conditions[scale])
         return torch.tanh(self.to_image(F.leaky_relu(x, 0.2)))
+
+    def _noise_like(self, features: Tensor) -> list[Tensor]:
+        """[] without noise channels; else [(B, noise_channels, h, w)] for features (B, M, h, w)."""
+        if self.noise is None:
+            return []
+        noise = self.noise(*features.shape[-2:]).to(features.dtype)
+        return [noise.expand(features.shape[0], -1, -1, -1)]
 
     def forward(self, c1: Tensor, x2: Tensor, c2: Tensor) -> Tensor:
         return self.decode(self.align(c1, x2, c2))

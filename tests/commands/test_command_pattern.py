@@ -43,6 +43,7 @@ MODEL_ARGUMENTS = {
     "param_free_norm": (["--param-free-norm", "instance"], "instance"),
     "padding_mode": (["--padding-mode", "zeros"], "zeros"),
     "label_slope": (["--label-slope", "0.1"], 0.1),
+    "noise_channels": (["--noise-channels", "3"], 3),
     "vgg_weights": (["--vgg-weights", "random"], "random"),
     "ndf": (["--ndf", "8"], 8),
     "num_discriminators": (["--num-discriminators", "1"], 1),
