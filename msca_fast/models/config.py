@@ -105,7 +105,6 @@ class ModelConfig:
     def to_dict(self) -> dict[str, Any]:
         """Plain Python values only (ints, floats, strs, lists, dicts): safe for weights_only loading."""
         out = dataclasses.asdict(self)
-        check_non_negative_int("noise_channels", self.noise_channels)
         for name in ("image_feature_channels", "label_feature_channels", "num_regions"):
             out[name] = list(out[name])
         return out
