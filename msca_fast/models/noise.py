@@ -26,7 +26,6 @@ class PositionalNoise(nn.Module):
 
     def __init__(self, channels: int) -> None:
         super().__init__()
-        self.channels = channels
         generator = torch.Generator().manual_seed(NOISE_SEED)
         bank = torch.randn(channels, BANK_SIDE, BANK_SIDE, generator=generator)
         self.register_buffer("bank", bank, persistent=False)
