@@ -87,6 +87,17 @@ def extensions():
     ]
 
 
+# The installed commands, each the same as ``python -m msca_fast.<module>`` (msca-train: train.py).
+COMMANDS = {
+    "msca-train": "train",
+    "msca-evaluate": "evaluate",
+    "msca-synthesize": "synthesize",
+    "msca-ablation": "ablation",
+    "msca-export": "export",
+    "msca-demo": "demo",
+    "msca-studio": "studio",
+}
+
 setup(
     name="msca-fast",
     version="0.1.0",
@@ -101,7 +112,11 @@ setup(
         "test": ["pytest>=8", "pytest-benchmark>=4"],
         # The paper's metrics: LPIPS (calibrated VGG) and the FID Inception-v3 (msca_fast.metrics).
         "eval": ["lpips>=0.1.4", "torch-fidelity>=0.4.0"],
+        # python -m msca_fast.studio: the web app and its server.
+        "studio": ["starlette>=0.40", "uvicorn>=0.30"],
     },
+    package_data={"msca_fast.serving": ["assets/*"]},
+    entry_points={"console_scripts": [f"{name}=msca_fast.{module}:main" for name, module in COMMANDS.items()]},
     ext_modules=extensions(),
     cmdclass={"build_ext": BuildExtension},
 )
