@@ -24,7 +24,10 @@ PROG = "python -m msca_fast.studio"
 
 def build_parser() -> argparse.ArgumentParser:
     p = new_parser(PROG, __doc__)
-    p.add_argument("--checkpoint", required=True, help="a checkpoint file or a training run folder (its newest)")
+    p.add_argument(
+        "--checkpoint", required=True,
+        help="a checkpoint file, a training run folder (its newest), or an exported .pt2 (plain synthesis only)",
+    )  # fmt: skip
     p.add_argument("--host", default="127.0.0.1", help="the address to listen on (127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8765, help="the port (8765; 0 picks a free one)")
     p.add_argument("--gallery", type=int, default=24, help="held-out scenes offered as exemplars (24)")
@@ -43,7 +46,7 @@ def serve(args: argparse.Namespace) -> None:
         raise ValueError(f"--gallery: expected 1 to 200 scenes, got {args.gallery}")
     if not 0 <= args.port <= 65535:
         raise ValueError(f"--port: expected 0 to 65535, got {args.port}")
-    engine = StudioEngine.from_checkpoint(args.checkpoint, gallery_size=args.gallery)
+    engine = StudioEngine.open(args.checkpoint, gallery_size=args.gallery)
     listener = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:

@@ -21,11 +21,16 @@ from torch import Tensor
 
 from msca_fast.models.labels import one_hot
 from msca_fast.synthesis import attention_at_scale, extrapolate, interpolate_styles, spatial_interpolation, synthesize
+from msca_fast.synthesis.exported import ExportedGenerator, load_exported
 from msca_fast.synthesis.figures import fit, tint
 from msca_fast.visuals import class_palette, colorize, to_uint8
 
 GALLERY_SEED = 1000  # the evaluation's held-out synthetic scenes; training uses seed 0
 MODES = ("style", "spatial", "extrapolate")
+EXPORTED_ONLY = (
+    "this studio serves an exported generator (.pt2), which only synthesizes; interpolation, extrapolation "
+    "and attention need the training checkpoint (--checkpoint RUN)"
+)
 
 
 class StudioError(ValueError):
@@ -58,35 +63,52 @@ class StudioEngine:
     and starting layouts (synthetic-scene models only, else empty)."""
 
     def __init__(
-        self, generator: torch.nn.Module, class_names: list[str], palette: Tensor, size: tuple[int, int],
-        gallery: list[dict] | None = None,
+        self, generator: torch.nn.Module | ExportedGenerator, class_names: list[str], palette: Tensor,
+        size: tuple[int, int], gallery: list[dict] | None = None,
     ) -> None:  # fmt: skip
-        self.generator = generator.eval()
+        self.exported = generator if isinstance(generator, ExportedGenerator) else None
+        self.generator = generator if self.exported else generator.eval()
         self.num_classes = len(class_names)
         self.class_names, self.palette, self.size = list(class_names), palette, tuple(size)
         self.gallery = gallery or []
         self._lock = threading.Lock()
 
     @classmethod
-    def from_checkpoint(cls, checkpoint: str | os.PathLike, gallery_size: int = 24) -> StudioEngine:
-        """The EMA generator of a checkpoint file or run folder; the gallery holds ``gallery_size``
-        held-out synthetic scenes when the model was trained on them."""
+    def open(cls, source: str | os.PathLike, gallery_size: int = 24) -> StudioEngine:
+        """A checkpoint file or run folder (its EMA generator), or an exported ``.pt2`` generator
+        (plain synthesis only). The gallery holds ``gallery_size`` held-out synthetic scenes when
+        the model was trained on them; other models take uploaded exemplars."""
+        if Path(source).suffix == ".pt2":
+            exported = load_exported(source)
+            height, width = exported.size
+            return cls._with_catalogue(exported, exported.dataset, exported.num_classes, (height, width), gallery_size)
         from msca_fast.data.catalog import DatasetOptions
         from msca_fast.synthesis.model_file import load_model
         from msca_fast.training.checkpoint import load_checkpoint, resolve_checkpoint
 
-        model = load_model(checkpoint)
-        saved = load_checkpoint(resolve_checkpoint(Path(checkpoint))).get("train_config") or {}
+        model = load_model(source)
+        saved = load_checkpoint(resolve_checkpoint(Path(source))).get("train_config") or {}
         size = int(saved.get("global_size", 64))
-        if DatasetOptions.from_train_config(saved).dataset == "synthetic":
+        dataset = DatasetOptions.from_train_config(saved).dataset
+        return cls._with_catalogue(model.generator, dataset, model.num_classes, (size, size), gallery_size)
+
+    @classmethod
+    def _with_catalogue(
+        cls, generator: torch.nn.Module | ExportedGenerator, dataset: str | None, num_classes: int,
+        size: tuple[int, int], gallery_size: int,
+    ) -> StudioEngine:  # fmt: skip
+        """Class names, colours and gallery: the synthetic scenes' own, or numbered classes."""
+        if dataset == "synthetic":
             from msca_fast.data.synthetic import CLASS_NAMES, PALETTE, SyntheticScenes
 
-            scenes = SyntheticScenes(num_images=gallery_size, size=size, seed=GALLERY_SEED)
+            scenes = SyntheticScenes(num_images=gallery_size, size=size[0], seed=GALLERY_SEED)
             gallery = [scenes[i] for i in range(gallery_size)]
+            if size[1] != size[0]:
+                gallery = [{**item, **_resized(item, size)} for item in gallery]
             palette = torch.tensor(PALETTE, dtype=torch.uint8)
-            return cls(model.generator, list(CLASS_NAMES), palette, (size, size), gallery)
-        names = [f"class {i}" for i in range(model.num_classes)]
-        return cls(model.generator, names, class_palette(model.num_classes), (size, size))
+            return cls(generator, list(CLASS_NAMES), palette, size, gallery)
+        names = [f"class {i}" for i in range(num_classes)]
+        return cls(generator, names, class_palette(num_classes), size)
 
     # What the page shows -------------------------------------------------------------------
 
@@ -98,7 +120,7 @@ class StudioEngine:
                 for i, name in enumerate(self.class_names)
             ],
             "gallery": [{"id": i, "name": item["name"]} for i, item in enumerate(self.gallery)],
-            "modes": list(MODES),
+            "modes": ["style"] if self.exported else list(MODES),
         }
 
     def gallery_item(self, index: int) -> dict:
@@ -135,9 +157,13 @@ class StudioEngine:
         """
         c1 = one_hot(layout[None], self.num_classes)
         a = (exemplar.image, exemplar.labels)
+        if self.exported and (mode != "style" or exemplar_b is not None):
+            raise StudioError(f"mode: {EXPORTED_ONLY}")
         with self._lock, torch.inference_mode():
             start = time.perf_counter()
-            if mode == "extrapolate":
+            if self.exported:
+                image = self.exported(c1, *a)
+            elif mode == "extrapolate":
                 height = layout.shape[0]
                 image = extrapolate(self.generator, c1, a, patch=height, stride=max(1, height // 2))
             elif exemplar_b is None:
@@ -154,6 +180,8 @@ class StudioEngine:
         """The region the output pixel (y, x) reads at ``scale`` (the largest channel attention
         there), its spatial attention over the exemplar and its channel attention over the
         output, each as the picture tinted by the map (PNG bytes)."""
+        if self.exported:
+            raise StudioError(f"attention: {EXPORTED_ONLY}")
         c1 = one_hot(layout[None], self.num_classes)
         with self._lock, torch.inference_mode():
             try:
@@ -174,3 +202,10 @@ class StudioEngine:
             "spatial": tint(exemplar_image, spatial, colour),
             "channel": tint(output[0], beta_full[region], colour),
         }
+
+
+def _resized(item: dict, size: tuple[int, int]) -> dict:
+    """A square gallery scene stretched to (H, W): the photo bilinear, the labels nearest."""
+    image = torch.nn.functional.interpolate(item["image"][None], size=size, mode="bilinear", align_corners=False)[0]
+    label = torch.nn.functional.interpolate(item["label"][None, None].float(), size=size, mode="nearest")[0, 0]
+    return {"image": image.clamp(-1, 1), "label": label.long()}

@@ -10,6 +10,7 @@ and run it after ``import msca_fast.ops`` (which registers the op).
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from dataclasses import dataclass
@@ -30,13 +31,15 @@ MSCA_OP = "msca_fast.msca_forward"
 class ExportedGenerator:
     """A loaded ``.pt2`` generator: ``module(c1, x2, c2) -> (B, 3, H, W)`` in [-1, 1] for
     one-hot labels c1 (B, num_classes, H, W), exemplar x2 (B, 3, H, W), its labels c2
-    (B, num_classes, H, W), with B = ``batch`` and (H, W) = ``size`` exactly."""
+    (B, num_classes, H, W), with B = ``batch`` and (H, W) = ``size`` exactly. dataset: the
+    training data set's name, where the export recorded it."""
 
     module: torch.nn.Module
     num_classes: int
     size: tuple[int, int]
     batch: int
     model_config: dict
+    dataset: str | None = None
 
     def __call__(self, c1: Tensor, x2: Tensor, c2: Tensor) -> Tensor:
         expected = {"c1": self.num_classes, "x2": 3, "c2": self.num_classes}
@@ -57,9 +60,11 @@ def example_inputs(num_classes: int, size: tuple[int, int], batch: int = 1) -> t
 
 
 def export_generator(
-    generator: Generator, path: str | os.PathLike, size: tuple[int, int] = (64, 64), batch: int = 1
+    generator: Generator, path: str | os.PathLike, size: tuple[int, int] = (64, 64), batch: int = 1,
+    dataset: str | None = None,
 ) -> Path:
-    """Export ``generator`` (eval mode, CPU) at ``size`` (H, W) and ``batch`` to ``path`` (.pt2).
+    """Export ``generator`` (eval mode, CPU) at ``size`` (H, W) and ``batch`` to ``path`` (.pt2);
+    ``dataset`` (the training data set's name) is recorded for the studio's class names.
 
     Raises ValueError for a size the generator cannot take or when the program does not hold the
     MSCA custom op (an alignment without MSCA, e.g. GAP, has none, and that is fine)."""
@@ -68,7 +73,7 @@ def export_generator(
     height, width = size
     if min(height, width, batch) < 1:
         raise ValueError(f"size and batch: expected positive values, got size {size}, batch {batch}")
-    generator = generator.eval().cpu()
+    generator = copy.deepcopy(generator).eval().cpu()  # the caller's keeps its device and backend
     generator.set_msca_backend("cpu")
     inputs = example_inputs(generator.config.num_classes, (height, width), batch)
     with torch.no_grad():
@@ -78,7 +83,7 @@ def export_generator(
         raise ValueError("the exported program does not call msca_fast::msca_forward; MSCA was traced through")
     meta = {
         "format": FORMAT, "num_classes": generator.config.num_classes, "size": [height, width], "batch": batch,
-        "model_config": generator.config.to_dict(),
+        "model_config": generator.config.to_dict(), "dataset": dataset,
     }  # fmt: skip
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -109,5 +114,5 @@ def load_exported(path: str | os.PathLike) -> ExportedGenerator:
         raise ValueError(f"{path}: a torch.export program, but not an msca-fast generator export")
     return ExportedGenerator(
         module=program.module(), num_classes=meta["num_classes"], size=tuple(meta["size"]), batch=meta["batch"],
-        model_config=meta["model_config"],
+        model_config=meta["model_config"], dataset=meta.get("dataset"),
     )  # fmt: skip

@@ -32,7 +32,7 @@ def engine(tmp_path_factory) -> StudioEngine:
     run = tmp_path_factory.mktemp("run")
     generator = responsive_generator()
     write_checkpoint(run, generator, generator)
-    return StudioEngine.from_checkpoint(run, gallery_size=4)
+    return StudioEngine.open(run, gallery_size=4)
 
 
 @pytest.fixture(scope="module")
@@ -231,3 +231,24 @@ def test_an_exemplar_label_of_another_size_than_its_photo_is_named(client):
 def test_an_oversized_body_is_refused_before_it_is_parsed(client):
     status, message = post(client, "/api/synthesize", b" " * (MAX_BODY + 1))
     assert status == 413 and message.startswith("body: at most")
+
+
+def test_an_exported_generator_is_served_for_plain_synthesis(engine, tmp_path):
+    from msca_fast.synthesis.exported import export_generator
+
+    path = export_generator(engine.generator, tmp_path / "g.pt2", size=(SIZE, SIZE), dataset="synthetic")
+    exported = TestClient(build_app(StudioEngine.open(path, gallery_size=4)))
+    assert exported.get("/api/info").json()["modes"] == ["style"]
+    ids = stripes()
+    body = {"layout": layout_of(ids), "exemplar": 1}
+    with torch.inference_mode():
+        x2, c2 = engine.gallery_exemplar(1).image, engine.gallery_exemplar(1).labels
+        eager = synthesize(engine.generator, one_hot(ids[None], CLASSES), x2, c2)
+    answer = exported.post("/api/synthesize", json=body)
+    assert answer.status_code == 200, answer.text
+    got = decoded(answer.json()["image"]).astype(int)
+    assert np.abs(got - expected_png(eager).astype(int)).max() <= 1  # float rounding at a level boundary
+    status, message = post(exported, "/api/synthesize", {**body, "exemplar_b": 2, "mode": "spatial"})
+    assert status == 422 and message.startswith("mode: this studio serves an exported generator (.pt2)")
+    status, message = post(exported, "/api/attention", {**body, "scale": 0, "y": 0, "x": 0})
+    assert status == 422 and message.startswith("attention: this studio serves an exported generator")

@@ -52,7 +52,7 @@ def engine(tmp_path_factory) -> StudioEngine:
         checkpoint = tmp_path_factory.mktemp("run")
         generator = responsive_generator()
         write_checkpoint(checkpoint, generator, generator)
-    return StudioEngine.from_checkpoint(checkpoint, gallery_size=8)
+    return StudioEngine.open(checkpoint, gallery_size=8)
 
 
 @pytest.fixture(scope="module")

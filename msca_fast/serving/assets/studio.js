@@ -287,6 +287,9 @@ function setUpControls() {
     palette.appendChild(button);
   });
   palette.querySelector("button").classList.add("active");
+  Array.from($("mode").options).forEach((option) => {
+    if (!state.info.modes.includes(option.value)) option.remove(); // an exported generator: style only
+  });
   $("mix").addEventListener("input", () => {
     $("mix-value").textContent = (Number($("mix").value) / 100).toFixed(2);
     if (state.exemplarB !== null) changed();
