@@ -149,16 +149,22 @@ _PAPER: dict[str, Any] = dict(
 # What the CPU presets add to the paper's method so that its attention forms within minutes
 # (each measured in RESULTS.md): sharper attention logits, a faster and longer attention
 # pretraining that also predicts colours (a random VGG's features say little about appearance),
-# an L1 pixel loss, replicate padding (zero padding drew a dark frame on 64x64 outputs) and a
-# generator learning rate five times the paper's (a few hundred updates instead of 100k+).
+# an L1 loss on 4x4 block means (colour, not the texture's phase), replicate padding (zero
+# padding drew a dark frame on 64x64 outputs), a generator learning rate five times the paper's
+# (a few hundred updates instead of 100k+), fixed noise channels in the SPADE conditions (without
+# them a one-class region can only be painted flat) and a discriminator twice the narrow model's
+# width (the first setting that moved the texture distance).
 _CPU: dict[str, Any] = dict(
     attention_logit_scale=20.0,
     pretrain_steps=300,
     lr_pretrain=1e-3,
     pretrain_rgb=True,
     lambda_l1=20.0,
+    l1_pool=4,
     padding_mode="replicate",
     lr_g=1e-3,
+    noise_channels=8,
+    ndf=32,
 )
 
 PRESETS: dict[str, dict[str, Any]] = {

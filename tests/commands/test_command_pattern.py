@@ -77,17 +77,18 @@ def test_loss_weights_and_ema_decay_have_flags():
 
 
 def test_python_train_py_is_the_cpu_demo_run_it_was():
-    """The model options the cpu-demo preset gave before ModelConfig moved into TrainConfig."""
+    """The model and training options of the cpu-demo run RESULTS.md measures (texture settings
+    of 2026-12-03 included)."""
     cfg = train_config()
     assert cfg == make_config("cpu-demo")
     expected = ModelConfig(
-        num_classes=12, ngf=16, ndf=16, spade_hidden=32, image_feature_channels=(16, 32, 32, 64, 64),
+        num_classes=12, ngf=16, ndf=32, spade_hidden=32, image_feature_channels=(16, 32, 32, 64, 64),
         label_feature_channels=(16, 16, 32, 32, 32), attention_logit_scale=20.0, padding_mode="replicate",
-        vgg_weights="auto",
+        noise_channels=8, vgg_weights="auto",
     )  # fmt: skip
     assert model_config_for(cfg, 12) == expected
-    assert (cfg.steps, cfg.pretrain_steps, cfg.lr_g, cfg.lambda_l1, cfg.output_dir) == (
-        250, 300, 1e-3, 20.0, "runs/cpu-demo"
+    assert (cfg.steps, cfg.pretrain_steps, cfg.lr_g, cfg.lambda_l1, cfg.l1_pool, cfg.output_dir) == (
+        250, 300, 1e-3, 20.0, 4, "runs/cpu-demo"
     )
 
 
