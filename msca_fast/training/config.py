@@ -151,9 +151,8 @@ _PAPER: dict[str, Any] = dict(
 # pretraining that also predicts colours (a random VGG's features say little about appearance),
 # an L1 loss on 4x4 block means (colour, not the texture's phase), replicate padding (zero
 # padding drew a dark frame on 64x64 outputs), a generator learning rate five times the paper's
-# (a few hundred updates instead of 100k+), fixed noise channels in the SPADE conditions (without
-# them a one-class region can only be painted flat) and a discriminator twice the narrow model's
-# width (the first setting that moved the texture distance).
+# (a few hundred updates instead of 100k+) and fixed noise channels in the SPADE conditions
+# (without them a one-class region can only be painted flat).
 _CPU: dict[str, Any] = dict(
     attention_logit_scale=20.0,
     pretrain_steps=300,
@@ -164,7 +163,6 @@ _CPU: dict[str, Any] = dict(
     padding_mode="replicate",
     lr_g=1e-3,
     noise_channels=8,
-    ndf=32,
 )
 
 PRESETS: dict[str, dict[str, Any]] = {

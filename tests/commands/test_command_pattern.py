@@ -82,7 +82,7 @@ def test_python_train_py_is_the_cpu_demo_run_it_was():
     cfg = train_config()
     assert cfg == make_config("cpu-demo")
     expected = ModelConfig(
-        num_classes=12, ngf=16, ndf=32, spade_hidden=32, image_feature_channels=(16, 32, 32, 64, 64),
+        num_classes=12, ngf=16, ndf=16, spade_hidden=32, image_feature_channels=(16, 32, 32, 64, 64),
         label_feature_channels=(16, 16, 32, 32, 32), attention_logit_scale=20.0, padding_mode="replicate",
         noise_channels=8, vgg_weights="auto",
     )  # fmt: skip
