@@ -30,18 +30,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def export_checkpoint(args: argparse.Namespace) -> None:
-    from msca_fast.data.catalog import DatasetOptions
     from msca_fast.synthesis.exported import export_generator
-    from msca_fast.training.checkpoint import load_checkpoint, load_generator, resolve_checkpoint
+    from msca_fast.synthesis.model_file import load_model
 
     if len(args.size) not in (1, 2):
         raise ValueError(f"--size: expected N or H W, got {len(args.size)} numbers")
     size = (args.size[0], args.size[-1])
-    file = resolve_checkpoint(args.checkpoint)
-    state = load_checkpoint(file)
-    generator = load_generator(state, ema=not args.raw_weights, name=f"checkpoint {str(file)!r}")
-    dataset = DatasetOptions.from_train_config(state.get("train_config") or {}).dataset
-    path = export_generator(generator, args.output, size=size, batch=args.batch, dataset=dataset)
+    model = load_model(args.checkpoint, ema=not args.raw_weights)
+    path = export_generator(model.generator, args.output, size=size, batch=args.batch, dataset=model.dataset)
     print(f"wrote {path} (generator at {size[0]}x{size[1]}, batch {args.batch})")
 
 

@@ -82,15 +82,11 @@ class StudioEngine:
             exported = load_exported(source)
             height, width = exported.size
             return cls._with_catalogue(exported, exported.dataset, exported.num_classes, (height, width), gallery_size)
-        from msca_fast.data.catalog import DatasetOptions
         from msca_fast.synthesis.model_file import load_model
-        from msca_fast.training.checkpoint import load_checkpoint, resolve_checkpoint
 
         model = load_model(source)
-        saved = load_checkpoint(resolve_checkpoint(Path(source))).get("train_config") or {}
-        size = int(saved.get("global_size", 64))
-        dataset = DatasetOptions.from_train_config(saved).dataset
-        return cls._with_catalogue(model.generator, dataset, model.num_classes, (size, size), gallery_size)
+        size = (model.size, model.size)
+        return cls._with_catalogue(model.generator, model.dataset, model.num_classes, size, gallery_size)
 
     @classmethod
     def _with_catalogue(

@@ -18,12 +18,14 @@ from msca_fast.training.checkpoint import load_checkpoint, load_generator, resol
 class LoadedModel:
     """generator: in eval mode on ``device``; dontcare: the raw id that means class
     num_classes - 1 in label files, as the training data set made it (None: ids are classes
-    as they are)."""
+    as they are); dataset: the training data set's name; size: its global (whole-image) size."""
 
     generator: Generator
     path: Path
     num_classes: int
     dontcare: int | None
+    dataset: str = "synthetic"
+    size: int = 64
 
 
 def load_model(source: str | os.PathLike, ema: bool = True, device: str = "cpu") -> LoadedModel:
@@ -44,9 +46,10 @@ def load_model(source: str | os.PathLike, ema: bool = True, device: str = "cpu")
         generator = generator.to(torch.device(device))
     except (RuntimeError, ValueError, AssertionError) as error:  # no such device, no CUDA build
         raise InputError(f"device: cannot use {device!r}: {_short(error)}") from error
-    config = generator.config
-    data = DatasetOptions.from_train_config(state.get("train_config") or {})
-    return LoadedModel(generator, path, config.num_classes, data.dontcare_id)
+    saved = state.get("train_config") or {}
+    data = DatasetOptions.from_train_config(saved)
+    size = int(saved.get("global_size", LoadedModel.size))
+    return LoadedModel(generator, path, generator.config.num_classes, data.dontcare_id, data.dataset, size)
 
 
 def _short(error: BaseException, limit: int = 300) -> str:
