@@ -8,6 +8,8 @@ import os
 import shutil
 import subprocess
 import sys
+import sysconfig
+import venv
 import zipfile
 from pathlib import Path
 
@@ -56,7 +58,7 @@ def test_each_script_runs_its_command(declared_scripts, capsys):
 @pytest.mark.heavy
 def test_the_wheel_installs_the_scripts_and_the_extension(tmp_path):
     """pip builds a wheel from a copy of the sources (CPU kernels only, a few minutes), installs
-    it under a prefix of its own, and msca-train --help runs from there, outside the checkout."""
+    it into a fresh venv, and that venv's msca-train --help runs outside the checkout."""
     source = tmp_path / "src"
     shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".git", ".venv", "build", "*.so", "runs", "mutants"))
     env = {**os.environ, "MSCA_FAST_SKIP_CUDA": "1", "MSCA_FAST_SKIP_EMULATION": "1"}
@@ -72,19 +74,24 @@ def test_the_wheel_installs_the_scripts_and_the_extension(tmp_path):
         assert "msca_fast/serving/assets/studio.js" in names
         scripts = next(n for n in names if n.endswith("entry_points.txt"))
         assert "msca-train = msca_fast.train:main" in archive.read(scripts).decode()
-    prefix = tmp_path / "prefix"  # an install location of its own, run by this interpreter (it has torch)
-    subprocess.run([*pip, "install", "--no-deps", "-q", "--prefix", str(prefix), str(wheel)], check=True, timeout=600)
-    site = next(prefix.glob("lib/python*/site-packages"))
-    installed = {**os.environ, "PYTHONPATH": str(site)}
+    # A fresh venv that sees this interpreter's packages (torch) through a .pth file, as an
+    # install next to an existing torch would; the wheel goes into the venv itself.
+    venv.create(tmp_path / "venv", with_pip=True)
+    python = tmp_path / "venv" / "bin" / "python"
+    site = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True, capture_output=True, text=True, timeout=120,
+    ).stdout.strip()  # fmt: skip
+    (Path(site) / "outer.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    subprocess.run([python, "-m", "pip", "install", "--no-deps", "-q", str(wheel)], check=True, timeout=600)
     result = subprocess.run(
-        [prefix / "bin" / "msca-train", "--help"], cwd=tmp_path, env=installed, capture_output=True, text=True,
-        timeout=300,
-    )  # fmt: skip
+        [tmp_path / "venv" / "bin" / "msca-train", "--help"], cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr
     assert "--preset" in result.stdout
     located = subprocess.run(
-        [sys.executable, "-c", "import msca_fast._C, msca_fast; print(msca_fast.__file__)"],
-        cwd=tmp_path, env=installed, capture_output=True, text=True, timeout=300,
+        [python, "-c", "import msca_fast._C, msca_fast; print(msca_fast.__file__)"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert located.returncode == 0, located.stderr
-    assert located.stdout.startswith(str(site))
+    assert located.stdout.startswith(site)

@@ -199,3 +199,27 @@ def test_a_bad_upload_shows_its_error_in_the_page(browser, server, tmp_path):
     while not browser.find_element(By.ID, "error").is_displayed() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert "422: label: expected the canvas size" in browser.find_element(By.ID, "error").text
+
+
+def test_fill_and_undo_edit_the_layout(browser, server):
+    browser.get(server)
+    settle(browser, 0)
+    before = page_layout(browser)
+    y, x = 5, 32  # sky, at the top of every synthetic scene
+    region_class = int(before[y, x])
+    browser.find_element(By.CSS_SELECTOR, "#palette button[data-id='6']").click()  # sand
+    browser.find_element(By.ID, "fill").click()
+    canvas = browser.find_element(By.ID, "canvas")
+    size = canvas.size
+    count = browser.execute_script("return window.studio.requests")
+    ActionChains(browser).move_to_element_with_offset(
+        canvas, (x + 0.5) * size["width"] / before.shape[1] - size["width"] / 2,
+        (y + 0.5) * size["height"] / before.shape[0] - size["height"] / 2,
+    ).click().perform()  # fmt: skip
+    settle(browser, count)
+    filled = page_layout(browser)
+    assert filled[y, x] == 6 and region_class != 6
+    assert ((filled != before) <= (before == region_class)).all()  # only that class changed...
+    assert (filled != before).sum() > 50  # ...a whole connected region of it
+    browser.find_element(By.ID, "undo").click()
+    torch.testing.assert_close(page_layout(browser), before)
