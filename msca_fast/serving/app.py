@@ -28,7 +28,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from msca_fast.serving.engine import StudioEngine, StudioError, image_png, png_bytes
+from msca_fast.serving.engine import NoSuchScene, StudioEngine, StudioError, image_png, png_bytes
 from msca_fast.serving.payloads import (
     NUM_SCALES,
     BadRequest,
@@ -81,6 +81,8 @@ def build_app(engine: StudioEngine) -> Starlette:
                 return await work(request)
             except BadRequest as problem:
                 return error(problem.status, str(problem))
+            except NoSuchScene as problem:
+                return error(404, str(problem))
             except StudioError as problem:
                 return error(422, str(problem))
 
@@ -96,17 +98,11 @@ def build_app(engine: StudioEngine) -> Starlette:
         what = request.path_params["what"]
         if what not in ("image", "label"):
             raise BadRequest(404, f"gallery picture: expected image.png or label.png, got {what}.png")
-        index = request.path_params["index"]
-        if not 0 <= index < len(engine.gallery):
-            raise BadRequest(404, f"gallery index: no scene {index} (the gallery has {len(engine.gallery)})")
-        return Response(engine.gallery_png(index, what), media_type="image/png")
+        return Response(engine.gallery_png(request.path_params["index"], what), media_type="image/png")
 
     async def layout(request: Request) -> Response:
-        index = request.path_params["index"]
-        if not 0 <= index < len(engine.gallery):
-            raise BadRequest(404, f"layout index: no scene {index} (the gallery has {len(engine.gallery)})")
-        height, width = engine.size
-        return JSONResponse({"height": height, "width": width, "ids": engine.layout_ids(index)})
+        ids = engine.layout_ids(request.path_params["index"])
+        return JSONResponse({"height": engine.size[0], "width": engine.size[1], "ids": ids})
 
     async def synthesize(request: Request) -> Response:
         body = await read_json(request)

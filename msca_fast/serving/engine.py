@@ -37,6 +37,10 @@ class StudioError(ValueError):
     """A request the model cannot serve; its message is one line for the page (HTTP 422)."""
 
 
+class NoSuchScene(StudioError):
+    """A gallery index out of range (HTTP 404)."""
+
+
 @dataclass(frozen=True)
 class Exemplar:
     """image (1,3,H,W) in [-1,1] and labels (1,C,H,W) one-hot."""
@@ -119,25 +123,26 @@ class StudioEngine:
             "modes": ["style"] if self.exported else list(MODES),
         }
 
-    def gallery_item(self, index: int) -> dict:
+    def gallery_item(self, index: int, name: str = "gallery index") -> dict:
+        """Scene ``index`` of the gallery; NoSuchScene naming ``name`` when there is none."""
         if not 0 <= index < len(self.gallery):
-            raise StudioError(f"gallery index: expected 0 to {len(self.gallery) - 1}, got {index}")
+            raise NoSuchScene(f"{name}: no gallery scene {index} (the gallery has {len(self.gallery)})")
         return self.gallery[index]
 
     def gallery_png(self, index: int, what: str) -> bytes:
         """The gallery scene's photo ("image") or its colour-coded label map ("label")."""
-        item = self.gallery_item(index)
+        item = self.gallery_item(index, "gallery picture")
         if what == "image":
             return image_png(item["image"])
         return image_png(colorize(item["label"][None], self.palette)[0])
 
-    def gallery_exemplar(self, index: int) -> Exemplar:
-        item = self.gallery_item(index)
+    def gallery_exemplar(self, index: int, name: str = "exemplar") -> Exemplar:
+        item = self.gallery_item(index, name)
         return Exemplar(item["image"][None], one_hot(item["label"][None], self.num_classes))
 
     def layout_ids(self, index: int) -> list[int]:
         """The gallery scene's class ids, row by row (H*W ints)."""
-        return self.gallery_item(index)["label"].flatten().tolist()
+        return self.gallery_item(index, "layout index")["label"].flatten().tolist()
 
     # Synthesis ----------------------------------------------------------------------------
 

@@ -128,9 +128,7 @@ def parse_exemplar(body: dict, engine: StudioEngine, name: str = "exemplar", req
     if value is None:
         return None
     if isinstance(value, int):
-        if not 0 <= value < len(engine.gallery):
-            raise BadRequest(404, f"{name}: no gallery scene {value} (the gallery has {len(engine.gallery)})")
-        return engine.gallery_exemplar(value)
+        return engine.gallery_exemplar(value, name)
     photo = decode_picture(f"{name}.image", value.get("image"))
     labels = label_ids(f"{name}.label", decode_picture(f"{name}.label", value.get("label")), engine.num_classes)
     if tuple(labels.shape) != (photo.size[1], photo.size[0]):
