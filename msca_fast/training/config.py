@@ -168,7 +168,8 @@ _CPU: dict[str, Any] = dict(
 PRESETS: dict[str, dict[str, Any]] = {
     # About 10 minutes on a 2-core CPU: 64x64 outputs, a narrow model.
     "cpu-demo": dict(_CPU),
-    # The same for 26-32 minutes (two runs, each alone on 2 cores): 1100 adversarial iterations instead of 250.
+    # The same for 26-32 minutes (26 measured alone on 2 cores; an earlier, interrupted run about 32):
+    # 1100 adversarial iterations instead of 250.
     "cpu-long": dict(_CPU, output_dir="runs/cpu-long", steps=1100, checkpoint_every=200, sample_every=200),
     # The paper's setting at 256x256 (section 4): 512 loads, 256 patches (384 after epoch 20).
     "256": dict(
